@@ -1,0 +1,49 @@
+/* The receive buffer (see buffer.h). No Lua here. */
+#include "buffer.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void csock_buf_consume(csock_Buffer *b, size_t n) {
+  b->start += n;
+  b->scanned = b->scanned > n ? b->scanned - n : 0;
+  if (b->start == b->end) b->start = b->end = 0; /* empty: rewind for free */
+}
+
+char *csock_buf_reserve(csock_Buffer *b, size_t want, size_t *avail) {
+  size_t len = b->end - b->start;
+  if (b->cap - b->end < want && b->start > 0) { /* slide unread bytes down */
+    memmove(b->data, b->data + b->start, len);
+    b->start = 0;
+    b->end = len;
+  }
+  if (b->cap - b->end < want) {
+    size_t cap = b->cap ? b->cap : CSOCK_BUF_CHUNK;
+    while (cap - len < want) {
+      if (cap > ((size_t)-1) / 2) return NULL;
+      cap *= 2;
+    }
+    char *data = realloc(b->data, cap);
+    if (data == NULL) return NULL;
+    b->data = data;
+    b->cap = cap;
+  }
+  *avail = b->cap - b->end;
+  return b->data + b->end;
+}
+
+ptrdiff_t csock_buf_findline(csock_Buffer *b) {
+  size_t len = b->end - b->start;
+  const char *from = b->data + b->start + b->scanned;
+  const char *nl = len > b->scanned ? memchr(from, '\n', len - b->scanned) : NULL;
+  if (nl == NULL) {
+    b->scanned = len;
+    return -1;
+  }
+  return nl - (b->data + b->start);
+}
+
+void csock_buf_free(csock_Buffer *b) {
+  free(b->data);
+  memset(b, 0, sizeof *b);
+}

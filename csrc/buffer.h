@@ -1,0 +1,42 @@
+/*
+ * The receive buffer behind read/lines/recv: bytes the kernel handed over
+ * that the script has not taken yet. Lua-free. Allocated on first use,
+ * reused after, compacted instead of grown when it can be.
+ */
+#ifndef CSOCK_BUFFER_H
+#define CSOCK_BUFFER_H
+
+#include <stddef.h>
+
+typedef struct csock_Buffer {
+  char *data;
+  size_t start;   /* first unread byte */
+  size_t end;     /* one past the last unread byte */
+  size_t cap;
+  size_t scanned; /* unread bytes already searched for a newline */
+} csock_Buffer;
+
+#define CSOCK_BUF_CHUNK 16384
+
+static inline size_t csock_buf_len(const csock_Buffer *b) { return b->end - b->start; }
+static inline const char *csock_buf_head(const csock_Buffer *b) { return b->data + b->start; }
+
+/* Drops n unread bytes from the front. */
+void csock_buf_consume(csock_Buffer *b, size_t n);
+
+/* Room for at least `want` bytes after the unread ones (compacting first,
+ * growing only when it must). Returns the free space and sets *avail, or
+ * NULL when memory is short. */
+char *csock_buf_reserve(csock_Buffer *b, size_t want, size_t *avail);
+
+/* Marks n bytes written into the space csock_buf_reserve gave. */
+static inline void csock_buf_commit(csock_Buffer *b, size_t n) { b->end += n; }
+
+/* Offset of the first '\n' among the unread bytes, or -1. Bytes searched
+ * once are not searched again when more arrive. */
+ptrdiff_t csock_buf_findline(csock_Buffer *b);
+
+/* Frees the memory; the buffer stays usable (empty). */
+void csock_buf_free(csock_Buffer *b);
+
+#endif

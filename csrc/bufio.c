@@ -1,0 +1,237 @@
+/*
+ * io-style buffered reading and writing: read, lines, write, flush.
+ * Reads go through the socket's receive buffer (buffer.h), so a timeout
+ * or an over-long line loses no byte; writes hand every byte to the kernel.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/uio.h>
+
+#include "core.h"
+
+#define WRITE_IOV 64     /* pieces per sendmsg */
+#define FILL_MAX (1024 * 1024)
+
+enum { FMT_LINE, FMT_LINE_KEEP, FMT_ALL, FMT_COUNT };
+enum { TRY_DONE, TRY_NEED, TRY_FAILED };
+
+/* Reads the format at idx; raises for an invalid one. */
+static int checkformat(lua_State *L, int idx, size_t *count) {
+  if (lua_type(L, idx) == LUA_TNUMBER) {
+    lua_Integer n = luaL_checkinteger(L, idx);
+    luaL_argcheck(L, n >= 0, idx, "count must not be negative");
+    *count = (size_t)n;
+    return FMT_COUNT;
+  }
+  const char *f = luaL_checkstring(L, idx);
+  if (*f == '*') f++; /* Lua 5.1/LuaSocket style "*l" */
+  switch (*f) {
+    case 'l': return FMT_LINE;
+    case 'L': return FMT_LINE_KEEP;
+    case 'a': return FMT_ALL;
+    default: return luaL_argerror(L, idx, "invalid format");
+  }
+}
+
+static void take(lua_State *L, csock_Socket *s, size_t n, size_t keep) {
+  lua_pushlstring(L, csock_buf_head(&s->in), keep);
+  csock_buf_consume(&s->in, n);
+}
+
+/* Satisfies one format from the buffer if it can: pushes the value (DONE),
+ * pushes a failure (FAILED), or asks for more bytes (NEED, *want set). */
+static int try_format(lua_State *L, csock_Socket *s, int idx, size_t *want) {
+  size_t count = 0, len = csock_buf_len(&s->in);
+  int fmt = checkformat(L, idx, &count);
+  *want = CSOCK_BUF_CHUNK;
+  switch (fmt) {
+    case FMT_LINE:
+    case FMT_LINE_KEEP: {
+      ptrdiff_t nl = csock_buf_findline(&s->in);
+      if (nl >= 0 && (size_t)nl < s->readlimit) {
+        size_t keep = (size_t)nl + 1;
+        if (fmt == FMT_LINE) {
+          keep = (size_t)nl;
+          if (keep > 0 && csock_buf_head(&s->in)[keep - 1] == '\r') keep--;
+        }
+        take(L, s, (size_t)nl + 1, keep);
+        return TRY_DONE;
+      }
+      if (nl >= 0 || len >= s->readlimit) return csock_fail(L, "line too long"), TRY_FAILED;
+      if (!s->eof) return TRY_NEED;
+      if (len == 0) return csock_closed(L), TRY_FAILED;
+      take(L, s, len, len); /* the last line need not end in "\n" */
+      return TRY_DONE;
+    }
+    case FMT_COUNT:
+      if (len >= count) {
+        take(L, s, count, count);
+        return TRY_DONE;
+      }
+      if (!s->eof) {
+        if (count - len > *want) *want = count - len > FILL_MAX ? FILL_MAX : count - len;
+        return TRY_NEED;
+      }
+      if (len == 0) return csock_closed(L), TRY_FAILED;
+      take(L, s, len, len);
+      return TRY_DONE;
+    default: /* FMT_ALL */
+      if (!s->eof) {
+        if (len > *want) *want = len > FILL_MAX ? FILL_MAX : len; /* grow geometrically */
+        return TRY_NEED;
+      }
+      take(L, s, len, len);
+      return TRY_DONE;
+  }
+}
+
+/* One recv into the buffer: bytes read, 0 at EOF, or -errno. */
+static ssize_t fill(csock_Socket *s, size_t want) {
+  size_t avail;
+  char *p = csock_buf_reserve(&s->in, want, &avail);
+  if (p == NULL) return -ENOMEM;
+  ssize_t n = csock_sys_recv(s->fd, p, avail);
+  if (n > 0) csock_buf_commit(&s->in, (size_t)n);
+  return n;
+}
+
+/* The read engine shared by read and lines. Stack: 1 socket, 2..nf+1
+ * formats, then the values read so far (kept across waits). Returns the
+ * number of results: the values, then nil, message[, errno] on failure. */
+static int doread(lua_State *L, int status, int nf, lua_KFunction k) {
+  csock_Socket *s = csock_checksocket(L, 1);
+  int base = nf + 1;
+  if (status == LUA_YIELD && csock_resumed(L)) return lua_gettop(L) - base;
+  while (lua_gettop(L) - base < nf) {
+    size_t want;
+    int st = try_format(L, s, 2 + lua_gettop(L) - base, &want);
+    if (st == TRY_DONE) continue;
+    if (st == TRY_FAILED) break;
+    ssize_t n = fill(s, want);
+    if (n > 0) continue;
+    if (n == 0) {
+      if (s->type == SOCK_STREAM) s->eof = 1;
+      continue;
+    }
+    if (!csock_sys_again((int)n)) {
+      csock_oserror(L, (int)n);
+      break;
+    }
+    if (csock_wait(L, s, CSOCK_DIR_READ, nf, k)) break;
+  }
+  return lua_gettop(L) - base;
+}
+
+static int read_k(lua_State *L, int status, lua_KContext nf) {
+  return doread(L, status, (int)nf, read_k);
+}
+
+static int l_read(lua_State *L) {
+  csock_Socket *s = csock_checksocket(L, 1);
+  size_t unused;
+  if (lua_gettop(L) == 1) lua_pushliteral(L, "l");
+  int nf = lua_gettop(L) - 1;
+  for (int i = 2; i <= nf + 1; i++) checkformat(L, i, &unused);
+  csock_begin(s, CSOCK_DIR_READ);
+  return read_k(L, LUA_OK, nf);
+}
+
+/* lines: the loop ends at EOF; other failures raise, as file:lines does. */
+static int lines_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)ctx;
+  int n = doread(L, status, 1, lines_k);
+  if (n == 1) return 1;
+  const char *msg = lua_tostring(L, -n + 1);
+  if (msg != NULL && strcmp(msg, "closed") == 0) {
+    lua_pushnil(L);
+    return 1;
+  }
+  return luaL_error(L, "%s", msg ? msg : "read failed");
+}
+
+static int lines_next(lua_State *L) {
+  lua_settop(L, 0);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_pushvalue(L, lua_upvalueindex(2));
+  csock_begin(csock_checksocket(L, 1), CSOCK_DIR_READ);
+  return lines_k(L, LUA_OK, 0);
+}
+
+static int l_lines(lua_State *L) {
+  size_t unused;
+  csock_checksocket(L, 1);
+  if (lua_isnoneornil(L, 2)) {
+    lua_settop(L, 1);
+    lua_pushliteral(L, "l");
+  }
+  checkformat(L, 2, &unused);
+  lua_settop(L, 2);
+  lua_pushcclosure(L, lines_next, 2);
+  return 1;
+}
+
+/* Stack: 1 socket, 2.. strings. ctx: bytes of them already sent. */
+static int write_k(lua_State *L, int status, lua_KContext ctx) {
+  csock_Socket *s = csock_checksocket(L, 1);
+  size_t sent = (size_t)ctx;
+  int r;
+  if (status == LUA_YIELD && (r = csock_resumed(L))) return r;
+  int top = lua_gettop(L);
+  int arg = 2;
+  size_t skip = sent; /* of the piece at arg */
+  for (;;) {
+    struct iovec iov[WRITE_IOV];
+    int cnt = 0;
+    size_t total = 0;
+    for (; arg <= top && skip >= lua_rawlen(L, arg); arg++) skip -= lua_rawlen(L, arg);
+    if (arg > top) break;
+    for (int i = arg; i <= top && cnt < WRITE_IOV; i++) {
+      size_t len;
+      const char *p = lua_tolstring(L, i, &len);
+      size_t off = i == arg ? skip : 0;
+      if (len == off) continue;
+      iov[cnt].iov_base = (void *)(p + off);
+      iov[cnt].iov_len = len - off;
+      total += len - off;
+      cnt++;
+    }
+    ssize_t n = csock_sys_sendv(s->fd, iov, cnt);
+    if (n >= 0) {
+      sent += (size_t)n;
+      skip += (size_t)n;
+      if ((size_t)n == total) continue;
+    } else if (!csock_sys_again((int)n)) {
+      return csock_oserror(L, (int)n);
+    }
+    if ((r = csock_wait(L, s, CSOCK_DIR_WRITE, (lua_KContext)sent, write_k))) return r;
+  }
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int l_write(lua_State *L) {
+  csock_Socket *s = csock_checksocket(L, 1);
+  int top = lua_gettop(L);
+  for (int i = 2; i <= top; i++) luaL_checklstring(L, i, NULL); /* numbers become strings */
+  csock_begin(s, CSOCK_DIR_WRITE);
+  return write_k(L, LUA_OK, 0);
+}
+
+static int l_flush(lua_State *L) {
+  csock_checksocket(L, 1);
+  lua_settop(L, 1);
+  return 1;
+}
+
+static const luaL_Reg methods[] = {
+  {"read", l_read},
+  {"lines", l_lines},
+  {"write", l_write},
+  {"flush", l_flush},
+  {NULL, NULL},
+};
+
+/* Expects the module table at -2 and the methods table at -1. */
+void csock_open_bufio(lua_State *L) {
+  luaL_setfuncs(L, methods, 0);
+}

@@ -1,0 +1,77 @@
+/*
+ * Internal interface between the Lua binding files of csock.core.
+ * (The Lua-free layers are sys.h, addr.h and buffer.h.)
+ */
+#ifndef CSOCK_CORE_H
+#define CSOCK_CORE_H
+
+#include <stdint.h>
+
+#include "lua.h"
+#include "lauxlib.h"
+
+#include "addr.h"
+#include "buffer.h"
+#include "sys.h"
+
+#define CSOCK_SOCKET_MT "csock.socket"
+#define CSOCK_VERSION "csock 0.1.0"
+
+#define CSOCK_DEFAULT_READLIMIT (1024 * 1024)
+#define CSOCK_NO_DEADLINE (-1)
+#define CSOCK_UNSET_DEADLINE INT64_MIN
+
+enum { CSOCK_DIR_READ, CSOCK_DIR_WRITE };
+
+typedef struct csock_Socket {
+  int fd;            /* -1 once closed */
+  int family;        /* AF_INET, AF_INET6, AF_UNIX */
+  int type;          /* SOCK_STREAM, SOCK_DGRAM */
+  int64_t timeout;   /* nanoseconds; CSOCK_NO_DEADLINE for none */
+  int64_t deadline[2]; /* of the operation under way, per direction */
+  size_t readlimit;  /* longest line read/lines will buffer */
+  int eof;           /* the buffered reader saw the peer's end of stream */
+  csock_Buffer in;   /* received, not yet taken */
+} csock_Socket;
+
+/* socket.c */
+csock_Socket *csock_checksocket(lua_State *L, int idx); /* raises if closed */
+csock_Socket *csock_newsocket(lua_State *L, int fd, int family, int type);
+int csock_checkfamily(lua_State *L, int idx);
+const char *csock_familyname(int family);
+void csock_open_socket(lua_State *L);
+
+/* errors.c: every failure result goes through these. */
+int csock_oserror(lua_State *L, int err);        /* nil, message, errno */
+int csock_fail(lua_State *L, const char *msg);   /* nil, message */
+int csock_timeout(lua_State *L);                 /* nil, "timeout", ETIMEDOUT */
+int csock_closed(lua_State *L);                  /* nil, "closed" */
+int csock_result(lua_State *L, int r);           /* true, or the error of r < 0 */
+void csock_open_errors(lua_State *L);
+
+/* wait.c: the one place where an operation that would block waits.
+ * Call csock_begin when an operation starts; on EAGAIN call csock_wait.
+ * It returns 0 when the socket may be ready (retry the syscall) or, after
+ * pushing the failure, the number of results to return. Inside a task it
+ * will yield and come back through k instead of blocking. */
+static inline void csock_begin(csock_Socket *s, int dir) {
+  s->deadline[dir] = CSOCK_UNSET_DEADLINE;
+}
+int csock_wait(lua_State *L, csock_Socket *s, int dir, lua_KContext ctx, lua_KFunction k);
+int csock_resumed(lua_State *L); /* in k: the wait's outcome, as csock_wait */
+
+/* address.c */
+int csock_checkport(lua_State *L, int idx);
+/* Reads host, port (or a unix path) at idx into *a for socket s; returns 0,
+ * or the number of failure results it pushed (name resolution failed). */
+int csock_getaddr(lua_State *L, csock_Socket *s, int idx, csock_Addr *a);
+int csock_pushaddr(lua_State *L, const struct sockaddr *sa, socklen_t len);
+void csock_open_address(lua_State *L);
+
+/* options.c, transfer.c, bufio.c, select.c */
+void csock_open_options(lua_State *L);
+void csock_open_transfer(lua_State *L);
+void csock_open_bufio(lua_State *L);
+void csock_open_select(lua_State *L);
+
+#endif

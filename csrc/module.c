@@ -1,0 +1,27 @@
+/*
+ * csock.core: the module table, the socket methods table, and the pieces
+ * each file contributes to them.
+ */
+#include "core.h"
+#include "csock.h"
+
+static int l_now(lua_State *L) {
+  lua_pushnumber(L, (lua_Number)csock_sys_now() / 1e9);
+  return 1;
+}
+
+CSOCK_API int luaopen_csock_core(lua_State *L) {
+  static void (*const parts[])(lua_State *) = {
+    csock_open_socket, csock_open_errors, csock_open_address, csock_open_options,
+    csock_open_transfer, csock_open_bufio, csock_open_select,
+  };
+  lua_newtable(L); /* module */
+  lua_newtable(L); /* socket methods */
+  for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) parts[i](L);
+  lua_setfield(L, -2, "methods"); /* so Lua code can add methods */
+  lua_pushcfunction(L, l_now);
+  lua_setfield(L, -2, "now");
+  lua_pushliteral(L, CSOCK_VERSION);
+  lua_setfield(L, -2, "_VERSION");
+  return 1;
+}

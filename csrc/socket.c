@@ -1,0 +1,230 @@
+/*
+ * The socket object: creation, the closed-socket checker, close/__gc/__close,
+ * tostring, and the methods that neither transfer data nor wait.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <math.h>
+#include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include "core.h"
+
+static const char *const family_names[] = {"inet", "inet6", "unix", NULL};
+static const int family_values[] = {AF_INET, AF_INET6, AF_UNIX};
+static const char *const type_names[] = {"stream", "dgram", NULL};
+static const int type_values[] = {SOCK_STREAM, SOCK_DGRAM};
+
+int csock_checkfamily(lua_State *L, int idx) {
+  return family_values[luaL_checkoption(L, idx, "inet", family_names)];
+}
+
+const char *csock_familyname(int family) {
+  for (int i = 0; family_names[i]; i++)
+    if (family_values[i] == family) return family_names[i];
+  return "?";
+}
+
+static csock_Socket *tosocket(lua_State *L, int idx) {
+  return (csock_Socket *)luaL_checkudata(L, idx, CSOCK_SOCKET_MT);
+}
+
+csock_Socket *csock_checksocket(lua_State *L, int idx) {
+  csock_Socket *s = tosocket(L, idx);
+  if (s->fd < 0) luaL_error(L, "attempt to use a closed socket");
+  return s;
+}
+
+/* Pushes a socket that is closed until fd is stored in it, so that an error
+ * between here and there never leaves a half-made object holding an fd. */
+static csock_Socket *newclosed(lua_State *L, int family, int type) {
+  csock_Socket *s = (csock_Socket *)lua_newuserdatauv(L, sizeof *s, 0);
+  memset(s, 0, sizeof *s);
+  s->fd = -1;
+  s->family = family;
+  s->type = type;
+  s->timeout = CSOCK_NO_DEADLINE;
+  s->readlimit = CSOCK_DEFAULT_READLIMIT;
+  luaL_setmetatable(L, CSOCK_SOCKET_MT);
+  return s;
+}
+
+csock_Socket *csock_newsocket(lua_State *L, int fd, int family, int type) {
+  csock_Socket *s = newclosed(L, family, type);
+  s->fd = fd;
+  return s;
+}
+
+static int l_socket(lua_State *L) {
+  int family = csock_checkfamily(L, 1);
+  int type = type_values[luaL_checkoption(L, 2, "stream", type_names)];
+  csock_Socket *s = newclosed(L, family, type);
+  int fd = csock_sys_socket(family, type);
+  if (fd < 0) return csock_oserror(L, fd);
+  s->fd = fd;
+  return 1;
+}
+
+/* close, __gc and __close: idempotent, never blocks. */
+static int l_close(lua_State *L) {
+  csock_Socket *s = tosocket(L, 1);
+  if (s->fd >= 0) {
+    int fd = s->fd;
+    s->fd = -1;
+    csock_buf_free(&s->in);
+    csock_sys_close(fd);
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int l_tostring(lua_State *L) {
+  csock_Socket *s = tosocket(L, 1);
+  const char *kind = s->type == SOCK_DGRAM ? "dgram" : "stream";
+  if (s->fd < 0) {
+    lua_pushfstring(L, "%s: %s %s (closed)", CSOCK_SOCKET_MT, csock_familyname(s->family), kind);
+    return 1;
+  }
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  lua_pushfstring(L, "%s: %s %s fd=%d", CSOCK_SOCKET_MT, csock_familyname(s->family), kind, s->fd);
+  luaL_addvalue(&b);
+  for (int peer = 0; peer < 2; peer++) {
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    int r = peer ? getpeername(s->fd, (struct sockaddr *)&ss, &len)
+                 : getsockname(s->fd, (struct sockaddr *)&ss, &len);
+    char host[CSOCK_ADDRSTRLEN];
+    int port;
+    if (r < 0 || (port = csock_addr_format((struct sockaddr *)&ss, len, host, sizeof host)) < 0)
+      continue;
+    luaL_addstring(&b, peer ? " -> " : " ");
+    if (s->family == AF_UNIX)
+      luaL_addstring(&b, host[0] ? host : "(unnamed)");
+    else if (s->family == AF_INET6)
+      lua_pushfstring(L, "[%s]:%d", host, port), luaL_addvalue(&b);
+    else
+      lua_pushfstring(L, "%s:%d", host, port), luaL_addvalue(&b);
+  }
+  luaL_pushresult(&b);
+  return 1;
+}
+
+static int l_fileno(lua_State *L) {
+  lua_pushinteger(L, csock_checksocket(L, 1)->fd);
+  return 1;
+}
+
+static int l_settimeout(lua_State *L) {
+  csock_Socket *s = csock_checksocket(L, 1);
+  if (lua_isnoneornil(L, 2)) {
+    s->timeout = CSOCK_NO_DEADLINE;
+  } else {
+    lua_Number t = luaL_checknumber(L, 2);
+    luaL_argcheck(L, t >= 0, 2, "timeout must be a non-negative number or nil");
+    /* Beyond 30 years is "forever", and keeps the nanoseconds in range. */
+    s->timeout = t > 1e9 ? CSOCK_NO_DEADLINE : (int64_t)(t * 1e9);
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int l_setreadlimit(lua_State *L) {
+  csock_Socket *s = csock_checksocket(L, 1);
+  lua_Integer n = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, n > 0, 2, "read limit must be positive");
+  s->readlimit = (size_t)n;
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int l_state(lua_State *L) {
+  static const char *const names[] = {
+    "CLOSED", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2",
+    "TIME_WAIT", "CLOSE", "CLOSE_WAIT", "LAST_ACK", "LISTEN", "CLOSING", "SYN_RECV",
+  };
+  csock_Socket *s = tosocket(L, 1);
+  if (s->fd < 0) {
+    lua_pushliteral(L, "CLOSED");
+    return 1;
+  }
+  struct tcp_info info;
+  socklen_t len = sizeof info;
+  if (s->family == AF_UNIX || s->type != SOCK_STREAM)
+    return csock_oserror(L, EOPNOTSUPP); /* TCP states exist only for TCP */
+  if (getsockopt(s->fd, IPPROTO_TCP, TCP_INFO, &info, &len) < 0) return csock_oserror(L, errno);
+  if (info.tcpi_state >= sizeof names / sizeof names[0]) return csock_oserror(L, EPROTO);
+  lua_pushstring(L, names[info.tcpi_state]);
+  return 1;
+}
+
+static int l_shutdown(lua_State *L) {
+  static const char *const hows[] = {"r", "w", "rw", NULL};
+  static const int values[] = {SHUT_RD, SHUT_WR, SHUT_RDWR};
+  csock_Socket *s = csock_checksocket(L, 1);
+  int how = values[luaL_checkoption(L, 2, "rw", hows)];
+  return csock_result(L, shutdown(s->fd, how) < 0 ? -errno : 0);
+}
+
+static int l_bind(lua_State *L) {
+  csock_Socket *s = csock_checksocket(L, 1);
+  csock_Addr a;
+  int n = csock_getaddr(L, s, 2, &a);
+  if (n) return n;
+  return csock_result(L, csock_sys_bind(s->fd, (struct sockaddr *)&a.ss, a.len));
+}
+
+static int l_listen(lua_State *L) {
+  csock_Socket *s = csock_checksocket(L, 1);
+  lua_Integer backlog = luaL_optinteger(L, 2, SOMAXCONN);
+  luaL_argcheck(L, backlog >= 0 && backlog <= 65535, 2, "backlog out of range");
+  return csock_result(L, csock_sys_listen(s->fd, (int)backlog));
+}
+
+static int pushname(lua_State *L, int peer) {
+  csock_Socket *s = csock_checksocket(L, 1);
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  int r = peer ? getpeername(s->fd, (struct sockaddr *)&ss, &len)
+               : getsockname(s->fd, (struct sockaddr *)&ss, &len);
+  if (r < 0) return csock_oserror(L, errno);
+  return csock_pushaddr(L, (struct sockaddr *)&ss, len);
+}
+
+static int l_getsockname(lua_State *L) { return pushname(L, 0); }
+static int l_getpeername(lua_State *L) { return pushname(L, 1); }
+
+static const luaL_Reg methods[] = {
+  {"close", l_close},
+  {"fileno", l_fileno},
+  {"settimeout", l_settimeout},
+  {"setreadlimit", l_setreadlimit},
+  {"state", l_state},
+  {"shutdown", l_shutdown},
+  {"bind", l_bind},
+  {"listen", l_listen},
+  {"getsockname", l_getsockname},
+  {"getpeername", l_getpeername},
+  {NULL, NULL},
+};
+
+static const luaL_Reg metamethods[] = {
+  {"__gc", l_close},
+  {"__close", l_close},
+  {"__tostring", l_tostring},
+  {NULL, NULL},
+};
+
+/* Expects the module table at -2 and the methods table at -1. */
+void csock_open_socket(lua_State *L) {
+  luaL_setfuncs(L, methods, 0);
+  luaL_newmetatable(L, CSOCK_SOCKET_MT);
+  luaL_setfuncs(L, metamethods, 0);
+  lua_pushvalue(L, -2);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+  lua_pushcfunction(L, l_socket);
+  lua_setfield(L, -3, "socket");
+}

@@ -1,0 +1,48 @@
+/*
+ * The syscall layer: thin, Lua-free wrappers over the socket calls.
+ * Every function returns >= 0 on success or -errno on failure, retries EINTR
+ * itself, and never blocks: sockets are always non-blocking, and waiting is
+ * the caller's business (csock_sys_wait, or the loop).
+ */
+#ifndef CSOCK_SYS_H
+#define CSOCK_SYS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+/* Readiness a blocked operation waits for. */
+#define CSOCK_WANT_READ  1
+#define CSOCK_WANT_WRITE 2
+
+/* Monotonic clock, in nanoseconds. */
+int64_t csock_sys_now(void);
+
+int csock_sys_socket(int family, int type);
+int csock_sys_close(int fd);
+int csock_sys_bind(int fd, const struct sockaddr *sa, socklen_t len);
+int csock_sys_listen(int fd, int backlog);
+/* Starts a connect; -EINPROGRESS means "wait for writable, then ask
+ * csock_sys_connect_result". */
+int csock_sys_connect(int fd, const struct sockaddr *sa, socklen_t len);
+int csock_sys_connect_result(int fd);
+/* Accepts into a non-blocking, close-on-exec fd; fills sa and len if given. */
+int csock_sys_accept(int fd, struct sockaddr *sa, socklen_t *len);
+
+ssize_t csock_sys_send(int fd, const void *buf, size_t len);
+ssize_t csock_sys_sendv(int fd, const struct iovec *iov, int iovcnt);
+ssize_t csock_sys_recv(int fd, void *buf, size_t len);
+ssize_t csock_sys_sendto(int fd, const void *buf, size_t len,
+                         const struct sockaddr *sa, socklen_t salen);
+ssize_t csock_sys_recvfrom(int fd, void *buf, size_t len,
+                           struct sockaddr *sa, socklen_t *salen);
+
+/* True for the errors that mean "not now, wait and retry". */
+int csock_sys_again(int err);
+
+/* Blocks until fd is ready for `want` or the monotonic deadline passes
+ * (deadline < 0: no deadline). Returns 1 ready, 0 timed out, -errno. */
+int csock_sys_wait(int fd, int want, int64_t deadline);
+
+#endif

@@ -1,0 +1,224 @@
+/*
+ * The operations that may have to wait: connect, accept, send, recv,
+ * sendto, recvfrom. Each has one shape: try the syscall; when the kernel
+ * says "not yet", csock_wait (block, or later yield and come back through
+ * the _k continuation) and try again.
+ */
+#include <errno.h>
+#include <sys/socket.h>
+
+#include "core.h"
+
+#define RECV_DEFAULT 65536
+#define RECV_MAX (1024 * 1024) /* one call never allocates more */
+
+/* Optional byte count argument: checked, never wrapped. */
+static size_t checkcount(lua_State *L, int idx, lua_Integer def) {
+  lua_Integer n = luaL_optinteger(L, idx, def);
+  luaL_argcheck(L, n >= 0, idx, "count must not be negative");
+  return (size_t)n;
+}
+
+static int connect_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)ctx;
+  csock_Socket *s = csock_checksocket(L, 1);
+  int r = status == LUA_YIELD ? csock_resumed(L) : csock_wait(L, s, CSOCK_DIR_WRITE, 0, connect_k);
+  if (r) return r;
+  return csock_result(L, csock_sys_connect_result(s->fd));
+}
+
+static int l_connect(lua_State *L) {
+  csock_Socket *s = csock_checksocket(L, 1);
+  csock_Addr a;
+  int n = csock_getaddr(L, s, 2, &a);
+  if (n) return n;
+  csock_begin(s, CSOCK_DIR_WRITE);
+  int r = csock_sys_connect(s->fd, (struct sockaddr *)&a.ss, a.len);
+  if (r != -EINPROGRESS) return csock_result(L, r);
+  lua_settop(L, 1);
+  return connect_k(L, LUA_OK, 0);
+}
+
+/* Stack: 1 listener, 2 the new socket, still closed until accept fills it. */
+static int accept_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)ctx;
+  csock_Socket *s = csock_checksocket(L, 1);
+  int r;
+  if (status == LUA_YIELD && (r = csock_resumed(L))) return r;
+  for (;;) {
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    int fd = csock_sys_accept(s->fd, (struct sockaddr *)&ss, &len);
+    if (fd >= 0) {
+      csock_Socket *c = (csock_Socket *)lua_touserdata(L, 2);
+      c->fd = fd;
+      return 1 + csock_pushaddr(L, (struct sockaddr *)&ss, len);
+    }
+    /* A connection that died in the backlog is not the listener's failure. */
+    if (fd != -ECONNABORTED && !csock_sys_again(fd)) return csock_oserror(L, fd);
+    if (fd == -ECONNABORTED) continue;
+    if ((r = csock_wait(L, s, CSOCK_DIR_READ, 0, accept_k))) return r;
+  }
+}
+
+static int l_accept(lua_State *L) {
+  csock_Socket *s = csock_checksocket(L, 1);
+  lua_settop(L, 1);
+  csock_newsocket(L, -1, s->family, s->type);
+  csock_begin(s, CSOCK_DIR_READ);
+  return accept_k(L, LUA_OK, 0);
+}
+
+static void byterange(lua_State *L, int idx, size_t len, size_t *from, size_t *count) {
+  lua_Integer i = luaL_optinteger(L, idx, 1);
+  lua_Integer j = luaL_optinteger(L, idx + 1, -1);
+  lua_Integer n = (lua_Integer)len;
+  /* string.sub's rules */
+  if (i < 0) i = i < -n ? 1 : n + i + 1;
+  else if (i == 0) i = 1;
+  if (j < 0) j = j < -n ? 0 : n + j + 1;
+  else if (j > n) j = n;
+  *from = (size_t)(i - 1);
+  *count = i > j ? 0 : (size_t)(j - i + 1);
+}
+
+static int send_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)ctx;
+  csock_Socket *s = csock_checksocket(L, 1);
+  size_t len, from, count;
+  const char *data = luaL_checklstring(L, 2, &len);
+  int r;
+  if (status == LUA_YIELD && (r = csock_resumed(L))) return r;
+  byterange(L, 3, len, &from, &count);
+  for (;;) {
+    ssize_t n = csock_sys_send(s->fd, data + from, count);
+    if (n >= 0) {
+      lua_pushinteger(L, n);
+      return 1;
+    }
+    if (!csock_sys_again((int)n)) return csock_oserror(L, (int)n);
+    if ((r = csock_wait(L, s, CSOCK_DIR_WRITE, 0, send_k))) return r;
+  }
+}
+
+static int l_send(lua_State *L) {
+  csock_Socket *s = csock_checksocket(L, 1);
+  luaL_checkstring(L, 2);
+  lua_settop(L, 4);
+  csock_begin(s, CSOCK_DIR_WRITE);
+  return send_k(L, LUA_OK, 0);
+}
+
+static int recv_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)ctx;
+  csock_Socket *s = csock_checksocket(L, 1);
+  size_t want = (size_t)lua_tointeger(L, 2);
+  int r;
+  if (status == LUA_YIELD && (r = csock_resumed(L))) return r;
+  if (want > RECV_MAX) want = RECV_MAX;
+  for (;;) {
+    luaL_Buffer b;
+    char *p = luaL_buffinitsize(L, &b, want);
+    ssize_t n = csock_sys_recv(s->fd, p, want);
+    if (n > 0 || (n == 0 && (s->type == SOCK_DGRAM || want == 0))) {
+      luaL_pushresultsize(&b, (size_t)n);
+      return 1;
+    }
+    lua_settop(L, 2); /* drop the buffer: nothing may stay above the arguments across a wait */
+    if (n == 0) return csock_closed(L);
+    if (!csock_sys_again((int)n)) return csock_oserror(L, (int)n);
+    if ((r = csock_wait(L, s, CSOCK_DIR_READ, 0, recv_k))) return r;
+  }
+}
+
+static int l_recv(lua_State *L) {
+  csock_Socket *s = csock_checksocket(L, 1);
+  size_t want = checkcount(L, 2, RECV_DEFAULT);
+  size_t buffered = csock_buf_len(&s->in);
+  if (buffered > 0) { /* what read() left behind comes first */
+    if (want > buffered) want = buffered;
+    lua_pushlstring(L, csock_buf_head(&s->in), want);
+    csock_buf_consume(&s->in, want);
+    return 1;
+  }
+  lua_settop(L, 1);
+  lua_pushinteger(L, (lua_Integer)want);
+  csock_begin(s, CSOCK_DIR_READ);
+  return recv_k(L, LUA_OK, 0);
+}
+
+static int sendto_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)ctx;
+  csock_Socket *s = csock_checksocket(L, 1);
+  size_t len;
+  const char *data = luaL_checklstring(L, 2, &len);
+  csock_Addr a;
+  int r;
+  if (status == LUA_YIELD && (r = csock_resumed(L))) return r;
+  if ((r = csock_getaddr(L, s, 3, &a))) return r;
+  for (;;) {
+    ssize_t n = csock_sys_sendto(s->fd, data, len, (struct sockaddr *)&a.ss, a.len);
+    if (n >= 0) {
+      lua_pushinteger(L, n);
+      return 1;
+    }
+    if (!csock_sys_again((int)n)) return csock_oserror(L, (int)n);
+    if ((r = csock_wait(L, s, CSOCK_DIR_WRITE, 0, sendto_k))) return r;
+  }
+}
+
+static int l_sendto(lua_State *L) {
+  csock_Socket *s = csock_checksocket(L, 1);
+  luaL_checkstring(L, 2);
+  lua_settop(L, s->family == AF_UNIX ? 3 : 4);
+  csock_begin(s, CSOCK_DIR_WRITE);
+  return sendto_k(L, LUA_OK, 0);
+}
+
+static int recvfrom_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)ctx;
+  csock_Socket *s = csock_checksocket(L, 1);
+  size_t want = (size_t)lua_tointeger(L, 2);
+  int r;
+  if (status == LUA_YIELD && (r = csock_resumed(L))) return r;
+  if (want > RECV_MAX) want = RECV_MAX;
+  for (;;) {
+    struct sockaddr_storage ss;
+    socklen_t sslen = sizeof ss;
+    luaL_Buffer b;
+    char *p = luaL_buffinitsize(L, &b, want);
+    ssize_t n = csock_sys_recvfrom(s->fd, p, want, (struct sockaddr *)&ss, &sslen);
+    if (n >= 0) {
+      luaL_pushresultsize(&b, (size_t)n);
+      if (sslen == 0) return 1; /* a stream socket has no sender address */
+      return 1 + csock_pushaddr(L, (struct sockaddr *)&ss, sslen);
+    }
+    lua_settop(L, 2);
+    if (!csock_sys_again((int)n)) return csock_oserror(L, (int)n);
+    if ((r = csock_wait(L, s, CSOCK_DIR_READ, 0, recvfrom_k))) return r;
+  }
+}
+
+static int l_recvfrom(lua_State *L) {
+  csock_Socket *s = csock_checksocket(L, 1);
+  size_t want = checkcount(L, 2, RECV_DEFAULT);
+  lua_settop(L, 1);
+  lua_pushinteger(L, (lua_Integer)want);
+  csock_begin(s, CSOCK_DIR_READ);
+  return recvfrom_k(L, LUA_OK, 0);
+}
+
+static const luaL_Reg methods[] = {
+  {"connect", l_connect},
+  {"accept", l_accept},
+  {"send", l_send},
+  {"recv", l_recv},
+  {"sendto", l_sendto},
+  {"recvfrom", l_recvfrom},
+  {NULL, NULL},
+};
+
+/* Expects the module table at -2 and the methods table at -1. */
+void csock_open_transfer(lua_State *L) {
+  luaL_setfuncs(L, methods, 0);
+}
