@@ -34,8 +34,8 @@ char *csock_buf_reserve(csock_Buffer *b, size_t want, size_t *avail) {
 
 ptrdiff_t csock_buf_findline(csock_Buffer *b) {
   size_t len = b->end - b->start;
-  const char *from = b->data + b->start + b->scanned;
-  const char *nl = len > b->scanned ? memchr(from, '\n', len - b->scanned) : NULL;
+  if (len <= b->scanned) return -1; /* nothing new (perhaps nothing allocated yet) */
+  const char *nl = memchr(b->data + b->start + b->scanned, '\n', len - b->scanned);
   if (nl == NULL) {
     b->scanned = len;
     return -1;

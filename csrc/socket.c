@@ -134,7 +134,7 @@ static int l_settimeout(lua_State *L) {
 static int l_setreadlimit(lua_State *L) {
   csock_Socket *s = csock_checksocket(L, 1);
   lua_Integer n = luaL_checkinteger(L, 2);
-  luaL_argcheck(L, n > 0, 2, "read limit must be positive");
+  luaL_argcheck(L, n >= 0, 2, "read limit must not be negative");
   s->readlimit = (size_t)n;
   lua_pushboolean(L, 1);
   return 1;
