@@ -44,11 +44,11 @@ build/asan/%.o: csrc/%.c $(HDRS)
 
 build/asan/csock/core.so: $(ASAN_OBJS)
 	@mkdir -p build/asan/csock
-	clang -shared -fsanitize=address,undefined -o $@ $(ASAN_OBJS)
+	clang -shared -fsanitize=address,undefined -o $@ $(ASAN_OBJS) -pthread
 
 csock/core.so: $(OBJS)
 	@mkdir -p csock
-	$(CC) $(LIBFLAG) $(LDFLAGS) -o $@ $(OBJS)
+	$(CC) $(LIBFLAG) $(LDFLAGS) -o $@ $(OBJS) -pthread
 
 # Installs the Debian packages the build and the tests need, if missing.
 deps:

@@ -39,7 +39,7 @@ void csock_addr_any(csock_Addr *a, int family, int port) {
 }
 
 /* Literal addresses need no resolver: the common case on a hot path. */
-static int parse_numeric(const char *host, int port, int family, csock_Addr *a) {
+int csock_addr_numeric(const char *host, int port, int family, csock_Addr *a) {
   memset(&a->ss, 0, sizeof a->ss);
   if (family != AF_INET6) {
     struct sockaddr_in *in = (struct sockaddr_in *)&a->ss;
@@ -66,7 +66,7 @@ int csock_addr_resolve(const char *host, int port, int family, int socktype,
                        csock_Addr *out, int max, int *count) {
   *count = 0;
   if (max < 1) return 0;
-  if (parse_numeric(host, port, family, &out[0])) {
+  if (csock_addr_numeric(host, port, family, &out[0])) {
     *count = 1;
     return 0;
   }

@@ -21,6 +21,9 @@ int csock_addr_unix(csock_Addr *a, const char *path, size_t len);
 /* The wildcard address of an inet family, for host "*". */
 void csock_addr_any(csock_Addr *a, int family, int port);
 
+/* Parses a literal address (no resolver); 1 if host was one. */
+int csock_addr_numeric(const char *host, int port, int family, csock_Addr *a);
+
 /* Resolves host (numeric fast path first, then getaddrinfo) for one family
  * (AF_UNSPEC: any inet family). Fills up to max addresses and sets *count.
  * Returns 0 or a getaddrinfo EAI_* code. */

@@ -8,7 +8,7 @@
 #include <netdb.h>
 #include <string.h>
 
-#include "core.h"
+#include "resolve.h"
 
 #define MAX_ADDRS 64
 
@@ -33,7 +33,46 @@ static int resolve_error(lua_State *L, int rc) {
   return 2;
 }
 
-int csock_getaddr(lua_State *L, csock_Socket *s, int idx, csock_Addr *a) {
+/* Inside a task a name is looked up on a helper thread: suspend until it
+ * is done (or the deadline passes), then continue through k. */
+static int lookup_async(lua_State *L, csock_Loop *loop, const char *host, int port, int family,
+                        int socktype, int64_t deadline, lua_KFunction k) {
+  csock_Task *t = csock_current(loop, L);
+  if (t == NULL || k == NULL) return 0;
+  csock_Resolve *r = csock_resolve_start(loop, host, port, family, socktype);
+  if (r == NULL) return 0;
+  csock_waitin(t, &r->waiter);
+  return csock_suspend(L, t, deadline, (lua_KContext)r, k);
+}
+
+/* In k: the lookup's outcome. 0 with r's addresses usable (release r
+ * after), or the number of failure results pushed (r already released). */
+static int lookup_resumed(lua_State *L, csock_Resolve *r) {
+  int how = (int)lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  if (how != CSOCK_WOKE_READY) {
+    csock_resolve_release(r, 1);
+    return how == CSOCK_WOKE_TIMEOUT ? csock_timeout(L) : csock_closed(L);
+  }
+  if (r->rc != 0) {
+    errno = r->err;
+    int n = resolve_error(L, r->rc);
+    csock_resolve_release(r, 0);
+    return n;
+  }
+  return 0;
+}
+
+int csock_getaddr_resumed(lua_State *L, lua_KContext ctx, csock_Addr *a) {
+  csock_Resolve *r = (csock_Resolve *)ctx;
+  int n = lookup_resumed(L, r);
+  if (n) return n;
+  *a = r->addrs[0];
+  csock_resolve_release(r, 0);
+  return 0;
+}
+
+int csock_getaddr(lua_State *L, csock_Socket *s, int idx, csock_Addr *a, lua_KFunction k) {
   size_t len;
   if (s->family == AF_UNIX) {
     const char *path = checkname(L, idx, &len, "path");
@@ -46,6 +85,9 @@ int csock_getaddr(lua_State *L, csock_Socket *s, int idx, csock_Addr *a) {
     csock_addr_any(a, s->family, port);
     return 0;
   }
+  if (csock_addr_numeric(host, port, s->family, a)) return 0;
+  int64_t deadline = s->timeout < 0 ? -1 : csock_sys_now() + s->timeout;
+  lookup_async(L, s->loop, host, port, s->family, s->type, deadline, k); /* returns if it can't */
   int count;
   int rc = csock_addr_resolve(host, port, s->family, s->type, a, 1, &count);
   return rc ? resolve_error(L, rc) : 0;
@@ -60,20 +102,7 @@ int csock_pushaddr(lua_State *L, const struct sockaddr *sa, socklen_t len) {
   return 2;
 }
 
-static int l_getaddrinfo(lua_State *L) {
-  static const char *const families[] = {"any", "inet", "inet6", NULL};
-  static const int family_values[] = {AF_UNSPEC, AF_INET, AF_INET6};
-  static const char *const types[] = {"stream", "dgram", NULL};
-  static const int type_values[] = {SOCK_STREAM, SOCK_DGRAM};
-  size_t len;
-  const char *host = checkname(L, 1, &len, "host");
-  int port = lua_isnoneornil(L, 2) ? 0 : csock_checkport(L, 2);
-  int family = lua_isnoneornil(L, 3) ? AF_UNSPEC : family_values[luaL_checkoption(L, 3, NULL, families)];
-  int type = type_values[luaL_checkoption(L, 4, "stream", types)];
-  csock_Addr *addrs = (csock_Addr *)lua_newuserdatauv(L, sizeof(csock_Addr) * MAX_ADDRS, 0);
-  int count;
-  int rc = csock_addr_resolve(host, port, family, type, addrs, MAX_ADDRS, &count);
-  if (rc) return resolve_error(L, rc);
+static int push_addrinfo(lua_State *L, const csock_Addr *addrs, int count) {
   lua_createtable(L, count, 0);
   for (int i = 0; i < count; i++) {
     const struct sockaddr *sa = (const struct sockaddr *)&addrs[i].ss;
@@ -89,6 +118,42 @@ static int l_getaddrinfo(lua_State *L) {
     lua_rawseti(L, -2, i + 1);
   }
   return 1;
+}
+
+static int getaddrinfo_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  csock_Resolve *r = (csock_Resolve *)ctx;
+  int n = lookup_resumed(L, r);
+  if (n) return n;
+  push_addrinfo(L, r->addrs, r->count);
+  csock_resolve_release(r, 0);
+  return 1;
+}
+
+static int l_getaddrinfo(lua_State *L) {
+  static const char *const families[] = {"any", "inet", "inet6", NULL};
+  static const int family_values[] = {AF_UNSPEC, AF_INET, AF_INET6};
+  static const char *const types[] = {"stream", "dgram", NULL};
+  static const int type_values[] = {SOCK_STREAM, SOCK_DGRAM};
+  size_t len;
+  const char *host = checkname(L, 1, &len, "host");
+  int port = lua_isnoneornil(L, 2) ? 0 : csock_checkport(L, 2);
+  int family = lua_isnoneornil(L, 3) ? AF_UNSPEC : family_values[luaL_checkoption(L, 3, NULL, families)];
+  int type = type_values[luaL_checkoption(L, 4, "stream", types)];
+  int64_t deadline = -1;
+  if (!lua_isnoneornil(L, 5)) {
+    lua_Number t = luaL_checknumber(L, 5);
+    luaL_argcheck(L, t >= 0, 5, "timeout must be a non-negative number or nil");
+    deadline = csock_sys_now() + (int64_t)((t > 1e9 ? 1e9 : t) * 1e9);
+  }
+  csock_Addr one;
+  if (csock_addr_numeric(host, port, family, &one)) return push_addrinfo(L, &one, 1);
+  lookup_async(L, csock_getloop(L), host, port, family, type, deadline, getaddrinfo_k);
+  csock_Addr *addrs = (csock_Addr *)lua_newuserdatauv(L, sizeof(csock_Addr) * MAX_ADDRS, 0);
+  int count;
+  int rc = csock_addr_resolve(host, port, family, type, addrs, MAX_ADDRS, &count);
+  if (rc) return resolve_error(L, rc);
+  return push_addrinfo(L, addrs, count);
 }
 
 /* Expects the module table at -2 and the methods table at -1. */

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <sys/uio.h>
 
-#include "core.h"
+#include "loop.h"
 
 #define WRITE_IOV 64     /* pieces per sendmsg */
 #define FILL_MAX (1024 * 1024)
@@ -64,6 +64,7 @@ static int try_format(lua_State *L, csock_Socket *s, int idx, size_t *want) {
       return TRY_DONE;
     }
     case FMT_COUNT:
+      if (count == 0 && len == 0 && s->eof) return csock_closed(L), TRY_FAILED; /* as file:read(0) */
       if (len >= count) {
         take(L, s, count, count);
         return TRY_DONE;
@@ -99,9 +100,9 @@ static ssize_t fill(csock_Socket *s, size_t want) {
  * formats, then the values read so far (kept across waits). Returns the
  * number of results: the values, then nil, message[, errno] on failure. */
 static int doread(lua_State *L, int status, int nf, lua_KFunction k) {
-  csock_Socket *s = csock_checksocket(L, 1);
   int base = nf + 1;
   if (status == LUA_YIELD && csock_resumed(L)) return lua_gettop(L) - base;
+  csock_Socket *s = csock_checksocket(L, 1);
   while (lua_gettop(L) - base < nf) {
     size_t want;
     int st = try_format(L, s, 2 + lua_gettop(L) - base, &want);
@@ -170,35 +171,38 @@ static int l_lines(lua_State *L) {
   return 1;
 }
 
-/* Stack: 1 socket, 2.. strings. ctx: bytes of them already sent. */
+/* Stack: 1 socket, 2.. strings. ctx: bytes of them already sent. Output
+ * a task coalesced earlier goes out first, in the same sendmsg. */
 static int write_k(lua_State *L, int status, lua_KContext ctx) {
-  csock_Socket *s = csock_checksocket(L, 1);
-  size_t sent = (size_t)ctx;
   int r;
   if (status == LUA_YIELD && (r = csock_resumed(L))) return r;
+  csock_Socket *s = csock_checksocket(L, 1);
+  size_t sent = (size_t)ctx;
   int top = lua_gettop(L);
-  int arg = 2;
-  size_t skip = sent; /* of the piece at arg */
   for (;;) {
     struct iovec iov[WRITE_IOV];
-    int cnt = 0;
-    size_t total = 0;
+    int cnt = 0, arg = 2;
+    size_t total = 0, skip = sent, pending = csock_buf_len(&s->out);
     for (; arg <= top && skip >= lua_rawlen(L, arg); arg++) skip -= lua_rawlen(L, arg);
-    if (arg > top) break;
-    for (int i = arg; i <= top && cnt < WRITE_IOV; i++) {
+    if (arg > top && pending == 0) break;
+    if (pending > 0) {
+      iov[cnt].iov_base = (void *)csock_buf_head(&s->out);
+      iov[cnt++].iov_len = pending;
+      total = pending;
+    }
+    for (int i = arg; i <= top && cnt < WRITE_IOV; i++, skip = 0) {
       size_t len;
       const char *p = lua_tolstring(L, i, &len);
-      size_t off = i == arg ? skip : 0;
-      if (len == off) continue;
-      iov[cnt].iov_base = (void *)(p + off);
-      iov[cnt].iov_len = len - off;
-      total += len - off;
-      cnt++;
+      if (len == skip) continue;
+      iov[cnt].iov_base = (void *)(p + skip);
+      iov[cnt++].iov_len = len - skip;
+      total += len - skip;
     }
     ssize_t n = csock_sys_sendv(s->fd, iov, cnt);
     if (n >= 0) {
-      sent += (size_t)n;
-      skip += (size_t)n;
+      size_t from_out = (size_t)n < pending ? (size_t)n : pending;
+      csock_buf_consume(&s->out, from_out);
+      sent += (size_t)n - from_out;
       if ((size_t)n == total) continue;
     } else if (!csock_sys_again((int)n)) {
       return csock_oserror(L, (int)n);
@@ -209,18 +213,53 @@ static int write_k(lua_State *L, int status, lua_KContext ctx) {
   return 1;
 }
 
+/* A failure of output the loop sent on the script's behalf. */
+static int deferred_error(lua_State *L, csock_Socket *s) {
+  int err = s->out_err;
+  s->out_err = 0;
+  return csock_oserror(L, err);
+}
+
 static int l_write(lua_State *L) {
   csock_Socket *s = csock_checksocket(L, 1);
   int top = lua_gettop(L);
-  for (int i = 2; i <= top; i++) luaL_checklstring(L, i, NULL); /* numbers become strings */
+  size_t total = 0;
+  for (int i = 2; i <= top; i++) { /* numbers become strings */
+    size_t len;
+    luaL_checklstring(L, i, &len);
+    total += len;
+  }
+  if (s->out_err) return deferred_error(L, s);
+  /* In a task, small writes wait in the socket's bounded output buffer
+   * for the loop's flush: one send per socket per turn of the loop. */
+  if (csock_buf_len(&s->out) + total <= CSOCK_OUT_MAX && !s->flushing &&
+      csock_current(s->loop, L) != NULL) {
+    size_t avail;
+    char *p = csock_buf_reserve(&s->out, total, &avail);
+    if (p != NULL) {
+      for (int i = 2; i <= top; i++) {
+        size_t len;
+        const char *str = lua_tolstring(L, i, &len);
+        memcpy(p, str, len);
+        p += len;
+      }
+      csock_buf_commit(&s->out, total);
+      csock_markdirty(s);
+      lua_settop(L, 1);
+      return 1;
+    }
+  }
   csock_begin(s, CSOCK_DIR_WRITE);
   return write_k(L, LUA_OK, 0);
 }
 
 static int l_flush(lua_State *L) {
-  csock_checksocket(L, 1);
+  csock_Socket *s = csock_checksocket(L, 1);
   lua_settop(L, 1);
-  return 1;
+  if (s->out_err) return deferred_error(L, s);
+  if (csock_buf_len(&s->out) == 0) return 1;
+  csock_begin(s, CSOCK_DIR_WRITE);
+  return write_k(L, LUA_OK, 0);
 }
 
 static const luaL_Reg methods[] = {

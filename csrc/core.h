@@ -12,6 +12,7 @@
 
 #include "addr.h"
 #include "buffer.h"
+#include "poller.h"
 #include "sys.h"
 
 #define CSOCK_SOCKET_MT "csock.socket"
@@ -23,6 +24,11 @@
 
 enum { CSOCK_DIR_READ, CSOCK_DIR_WRITE };
 
+typedef struct csock_Loop csock_Loop;
+typedef struct csock_Task csock_Task;
+
+#define CSOCK_OUT_MAX 65536 /* coalesced output per socket, at most */
+
 typedef struct csock_Socket {
   int fd;            /* -1 once closed */
   int family;        /* AF_INET, AF_INET6, AF_UNIX */
@@ -32,6 +38,15 @@ typedef struct csock_Socket {
   size_t readlimit;  /* longest line read/lines will buffer */
   int eof;           /* the buffered reader saw the peer's end of stream */
   csock_Buffer in;   /* received, not yet taken */
+  /* the loop's side */
+  csock_Loop *loop;
+  csock_Watch watch;
+  csock_Task *waiters[2];      /* per direction */
+  csock_Buffer out;            /* coalesced output, sent before the loop polls */
+  int out_err;                 /* a deferred send's failure, reported by the next write */
+  int shut_after_flush;        /* shutdown(how)+1 once the output is sent; 0 for none */
+  int flushing;                /* output left over: wants writability without a waiter */
+  struct csock_Socket *dirty_next, **dirty_prev;
 } csock_Socket;
 
 /* socket.c */
@@ -63,10 +78,15 @@ int csock_resumed(lua_State *L); /* in k: the wait's outcome, as csock_wait */
 /* address.c */
 int csock_checkport(lua_State *L, int idx);
 /* Reads host, port (or a unix path) at idx into *a for socket s; returns 0,
- * or the number of failure results it pushed (name resolution failed). */
-int csock_getaddr(lua_State *L, csock_Socket *s, int idx, csock_Addr *a);
+ * or the number of failure results it pushed (name resolution failed).
+ * Inside a task a host name is looked up off the loop: the call suspends
+ * and continues in k, which calls csock_getaddr_resumed(L, ctx, a). */
+int csock_getaddr(lua_State *L, csock_Socket *s, int idx, csock_Addr *a, lua_KFunction k);
+int csock_getaddr_resumed(lua_State *L, lua_KContext ctx, csock_Addr *a);
 int csock_pushaddr(lua_State *L, const struct sockaddr *sa, socklen_t len);
 void csock_open_address(lua_State *L);
+void csock_open_loop(lua_State *L);
+void csock_open_tasks(lua_State *L);
 
 /* options.c, transfer.c, bufio.c, select.c */
 void csock_open_options(lua_State *L);

@@ -10,7 +10,7 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
-#include "core.h"
+#include "loop.h"
 
 static const char *const family_names[] = {"inet", "inet6", "unix", NULL};
 static const int family_values[] = {AF_INET, AF_INET6, AF_UNIX};
@@ -47,6 +47,8 @@ static csock_Socket *newclosed(lua_State *L, int family, int type) {
   s->type = type;
   s->timeout = CSOCK_NO_DEADLINE;
   s->readlimit = CSOCK_DEFAULT_READLIMIT;
+  s->loop = csock_getloop(L);
+  s->watch.fd = -1;
   luaL_setmetatable(L, CSOCK_SOCKET_MT);
   return s;
 }
@@ -72,6 +74,7 @@ static int l_close(lua_State *L) {
   csock_Socket *s = tosocket(L, 1);
   if (s->fd >= 0) {
     int fd = s->fd;
+    csock_detach(s); /* sends what output it can, wakes waiters with "closed" */
     s->fd = -1;
     csock_buf_free(&s->in);
     csock_sys_close(fd);
@@ -165,13 +168,31 @@ static int l_shutdown(lua_State *L) {
   static const int values[] = {SHUT_RD, SHUT_WR, SHUT_RDWR};
   csock_Socket *s = csock_checksocket(L, 1);
   int how = values[luaL_checkoption(L, 2, "rw", hows)];
+  if (how != SHUT_RD && csock_buf_len(&s->out) > 0) {
+    /* Coalesced output goes first; if the kernel can't take it all now,
+     * the loop shuts down once it has sent the rest. */
+    int r = csock_flushnow(s);
+    if (r < 0 && csock_sys_again(r)) {
+      s->shut_after_flush = how + 1;
+      lua_pushboolean(L, 1);
+      return 1;
+    }
+  }
   return csock_result(L, shutdown(s->fd, how) < 0 ? -errno : 0);
+}
+
+static int bind_resolved_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  csock_Addr a;
+  int n = csock_getaddr_resumed(L, ctx, &a);
+  if (n) return n;
+  return csock_result(L, csock_sys_bind(csock_checksocket(L, 1)->fd, (struct sockaddr *)&a.ss, a.len));
 }
 
 static int l_bind(lua_State *L) {
   csock_Socket *s = csock_checksocket(L, 1);
   csock_Addr a;
-  int n = csock_getaddr(L, s, 2, &a);
+  int n = csock_getaddr(L, s, 2, &a, bind_resolved_k);
   if (n) return n;
   return csock_result(L, csock_sys_bind(s->fd, (struct sockaddr *)&a.ss, a.len));
 }

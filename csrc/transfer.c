@@ -7,7 +7,7 @@
 #include <errno.h>
 #include <sys/socket.h>
 
-#include "core.h"
+#include "loop.h"
 
 #define RECV_DEFAULT 65536
 #define RECV_MAX (1024 * 1024) /* one call never allocates more */
@@ -21,30 +21,43 @@ static size_t checkcount(lua_State *L, int idx, lua_Integer def) {
 
 static int connect_k(lua_State *L, int status, lua_KContext ctx) {
   (void)ctx;
+  int r;
+  if (status == LUA_YIELD && (r = csock_resumed(L))) return r;
   csock_Socket *s = csock_checksocket(L, 1);
-  int r = status == LUA_YIELD ? csock_resumed(L) : csock_wait(L, s, CSOCK_DIR_WRITE, 0, connect_k);
-  if (r) return r;
+  if (status != LUA_YIELD && (r = csock_wait(L, s, CSOCK_DIR_WRITE, 0, connect_k))) return r;
   return csock_result(L, csock_sys_connect_result(s->fd));
 }
 
-static int l_connect(lua_State *L) {
-  csock_Socket *s = csock_checksocket(L, 1);
-  csock_Addr a;
-  int n = csock_getaddr(L, s, 2, &a);
-  if (n) return n;
+static int start_connect(lua_State *L, csock_Socket *s, const csock_Addr *a) {
   csock_begin(s, CSOCK_DIR_WRITE);
-  int r = csock_sys_connect(s->fd, (struct sockaddr *)&a.ss, a.len);
+  int r = csock_sys_connect(s->fd, (const struct sockaddr *)&a->ss, a->len);
   if (r != -EINPROGRESS) return csock_result(L, r);
   lua_settop(L, 1);
   return connect_k(L, LUA_OK, 0);
 }
 
+static int connect_resolved_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  csock_Addr a;
+  int n = csock_getaddr_resumed(L, ctx, &a);
+  if (n) return n;
+  return start_connect(L, csock_checksocket(L, 1), &a);
+}
+
+static int l_connect(lua_State *L) {
+  csock_Socket *s = csock_checksocket(L, 1);
+  csock_Addr a;
+  int n = csock_getaddr(L, s, 2, &a, connect_resolved_k);
+  if (n) return n;
+  return start_connect(L, s, &a);
+}
+
 /* Stack: 1 listener, 2 the new socket, still closed until accept fills it. */
 static int accept_k(lua_State *L, int status, lua_KContext ctx) {
   (void)ctx;
-  csock_Socket *s = csock_checksocket(L, 1);
   int r;
   if (status == LUA_YIELD && (r = csock_resumed(L))) return r;
+  csock_Socket *s = csock_checksocket(L, 1);
   for (;;) {
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
@@ -84,11 +97,11 @@ static void byterange(lua_State *L, int idx, size_t len, size_t *from, size_t *c
 
 static int send_k(lua_State *L, int status, lua_KContext ctx) {
   (void)ctx;
+  int r;
+  if (status == LUA_YIELD && (r = csock_resumed(L))) return r;
   csock_Socket *s = csock_checksocket(L, 1);
   size_t len, from, count;
   const char *data = luaL_checklstring(L, 2, &len);
-  int r;
-  if (status == LUA_YIELD && (r = csock_resumed(L))) return r;
   byterange(L, 3, len, &from, &count);
   for (;;) {
     ssize_t n = csock_sys_send(s->fd, data + from, count);
@@ -111,10 +124,10 @@ static int l_send(lua_State *L) {
 
 static int recv_k(lua_State *L, int status, lua_KContext ctx) {
   (void)ctx;
-  csock_Socket *s = csock_checksocket(L, 1);
-  size_t want = (size_t)lua_tointeger(L, 2);
   int r;
   if (status == LUA_YIELD && (r = csock_resumed(L))) return r;
+  csock_Socket *s = csock_checksocket(L, 1);
+  size_t want = (size_t)lua_tointeger(L, 2);
   if (want > RECV_MAX) want = RECV_MAX;
   for (;;) {
     luaL_Buffer b;
@@ -147,17 +160,17 @@ static int l_recv(lua_State *L) {
   return recv_k(L, LUA_OK, 0);
 }
 
+/* Stack: 1 socket, 2 data, 3 the destination's sockaddr bytes. */
 static int sendto_k(lua_State *L, int status, lua_KContext ctx) {
   (void)ctx;
-  csock_Socket *s = csock_checksocket(L, 1);
-  size_t len;
-  const char *data = luaL_checklstring(L, 2, &len);
-  csock_Addr a;
   int r;
   if (status == LUA_YIELD && (r = csock_resumed(L))) return r;
-  if ((r = csock_getaddr(L, s, 3, &a))) return r;
+  csock_Socket *s = csock_checksocket(L, 1);
+  size_t len, salen;
+  const char *data = lua_tolstring(L, 2, &len);
+  const struct sockaddr *sa = (const struct sockaddr *)lua_tolstring(L, 3, &salen);
   for (;;) {
-    ssize_t n = csock_sys_sendto(s->fd, data, len, (struct sockaddr *)&a.ss, a.len);
+    ssize_t n = csock_sys_sendto(s->fd, data, len, sa, (socklen_t)salen);
     if (n >= 0) {
       lua_pushinteger(L, n);
       return 1;
@@ -167,20 +180,36 @@ static int sendto_k(lua_State *L, int status, lua_KContext ctx) {
   }
 }
 
-static int l_sendto(lua_State *L) {
-  csock_Socket *s = csock_checksocket(L, 1);
-  luaL_checkstring(L, 2);
-  lua_settop(L, s->family == AF_UNIX ? 3 : 4);
+static int start_sendto(lua_State *L, csock_Socket *s, const csock_Addr *a) {
+  lua_settop(L, 2);
+  lua_pushlstring(L, (const char *)&a->ss, a->len);
   csock_begin(s, CSOCK_DIR_WRITE);
   return sendto_k(L, LUA_OK, 0);
 }
 
+static int sendto_resolved_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  csock_Addr a;
+  int n = csock_getaddr_resumed(L, ctx, &a);
+  if (n) return n;
+  return start_sendto(L, csock_checksocket(L, 1), &a);
+}
+
+static int l_sendto(lua_State *L) {
+  csock_Socket *s = csock_checksocket(L, 1);
+  luaL_checkstring(L, 2);
+  csock_Addr a;
+  int n = csock_getaddr(L, s, 3, &a, sendto_resolved_k);
+  if (n) return n;
+  return start_sendto(L, s, &a);
+}
+
 static int recvfrom_k(lua_State *L, int status, lua_KContext ctx) {
   (void)ctx;
-  csock_Socket *s = csock_checksocket(L, 1);
-  size_t want = (size_t)lua_tointeger(L, 2);
   int r;
   if (status == LUA_YIELD && (r = csock_resumed(L))) return r;
+  csock_Socket *s = csock_checksocket(L, 1);
+  size_t want = (size_t)lua_tointeger(L, 2);
   if (want > RECV_MAX) want = RECV_MAX;
   for (;;) {
     struct sockaddr_storage ss;

@@ -1,9 +1,11 @@
 /*
  * Waiting for a socket: the single point every blocking operation passes
- * through when the kernel says "not yet". Outside the loop it blocks in
- * poll(2) until the socket is ready or the operation's deadline passes.
+ * through when the kernel says "not yet". Inside a task it suspends the
+ * task until the loop sees the socket ready (or the deadline passes, or
+ * the socket is closed) and comes back through the operation's
+ * continuation; anywhere else it blocks in poll(2).
  */
-#include "core.h"
+#include "loop.h"
 
 static int64_t deadline_of(csock_Socket *s, int dir) {
   if (s->deadline[dir] == CSOCK_UNSET_DEADLINE) /* first wait of this operation */
@@ -12,16 +14,30 @@ static int64_t deadline_of(csock_Socket *s, int dir) {
 }
 
 int csock_wait(lua_State *L, csock_Socket *s, int dir, lua_KContext ctx, lua_KFunction k) {
-  (void)ctx;
-  (void)k; /* the loop resumes through k; blocking needs no continuation */
+  int64_t deadline = deadline_of(s, dir);
+  csock_Task *t = csock_current(s->loop, L);
+  if (t != NULL) {
+    if (deadline >= 0 && deadline <= csock_sys_now()) return csock_timeout(L);
+    csock_waitin(t, &s->waiters[dir]);
+    t->waitsock = s;
+    csock_rewatch(s);
+    return csock_suspend(L, t, deadline, ctx, k);
+  }
+  /* Output a task coalesced must not sit unsent while we block here. */
+  if (csock_buf_len(&s->out) > 0) csock_flushnow(s);
   int want = dir == CSOCK_DIR_READ ? CSOCK_WANT_READ : CSOCK_WANT_WRITE;
-  int r = csock_sys_wait(s->fd, want, deadline_of(s, dir));
+  int r = csock_sys_wait(s->fd, want, deadline);
   if (r > 0) return 0;
   if (r == 0) return csock_timeout(L);
   return csock_oserror(L, r);
 }
 
 int csock_resumed(lua_State *L) {
-  (void)L;
-  return 0;
+  int how = (int)lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  switch (how) {
+    case CSOCK_WOKE_READY: return 0;
+    case CSOCK_WOKE_TIMEOUT: return csock_timeout(L);
+    default: return csock_closed(L);
+  }
 }

@@ -1,0 +1,375 @@
+/*
+ * The loop's engine: the ready queue, waking and suspending tasks, socket
+ * interest and coalesced output, and one turn of the loop (run what is
+ * ready, flush output, poll, wake, fire timers). The Lua-facing calls are
+ * in tasks.c; the poll backends behind poller.h.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+
+#include "loop.h"
+
+static const char loop_key = 'L';   /* registry key: its address */
+static const char yield_tag = 'Y';  /* what csock's own yields carry */
+
+csock_Loop *csock_getloop(lua_State *L) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &loop_key);
+  csock_Loop *loop = (csock_Loop *)lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  return loop;
+}
+
+csock_Task *csock_current(csock_Loop *loop, lua_State *L) {
+  csock_Task *t = loop ? loop->current : NULL;
+  /* A coroutine the task made itself is not the task: it blocks instead. */
+  if (t == NULL || t->co != L || !lua_isyieldable(L)) return NULL;
+  return t;
+}
+
+void csock_schedule(csock_Task *t, int how) {
+  csock_Loop *loop = t->loop;
+  csock_heap_remove(&loop->heap, &t->deadline);
+  t->wake = how;
+  t->state = CSOCK_TASK_READY;
+  t->next_ready = NULL;
+  if (loop->ready_tail) loop->ready_tail->next_ready = t;
+  else loop->ready_head = t;
+  loop->ready_tail = t;
+}
+
+void csock_waitin(csock_Task *t, csock_Task **list) {
+  t->wait_list = list;
+  t->next_wait = NULL;
+  if (list) { /* append: first come, first woken */
+    while (*list) list = &(*list)->next_wait;
+    *list = t;
+  }
+}
+
+static void unlink_wait(csock_Task *t) {
+  csock_Task **p = t->wait_list;
+  t->waitsock = NULL;
+  if (p == NULL) return;
+  while (*p && *p != t) p = &(*p)->next_wait;
+  if (*p) *p = t->next_wait;
+  t->wait_list = NULL;
+  t->next_wait = NULL;
+}
+
+void csock_wakeall(csock_Task **list, int how) {
+  while (*list) {
+    csock_Task *t = *list;
+    *list = t->next_wait;
+    t->wait_list = NULL;
+    t->waitsock = NULL;
+    t->next_wait = NULL;
+    csock_schedule(t, how);
+  }
+}
+
+int csock_suspend(lua_State *L, csock_Task *t, int64_t deadline, lua_KContext ctx, lua_KFunction k) {
+  if (deadline >= 0 && csock_heap_set(&t->loop->heap, &t->deadline, deadline) < 0) {
+    unlink_wait(t);
+    return luaL_error(L, "not enough memory");
+  }
+  t->state = CSOCK_TASK_WAITING;
+  lua_pushlightuserdata(L, (void *)&yield_tag);
+  return lua_yieldk(L, 1, ctx, k);
+}
+
+/* Sockets ---------------------------------------------------------------- */
+
+void csock_rewatch(csock_Socket *s) {
+  csock_Loop *loop = s->loop;
+  if (loop == NULL || loop->poller == NULL || s->fd < 0) return;
+  int want = (s->waiters[CSOCK_DIR_READ] ? CSOCK_WANT_READ : 0) |
+             (s->waiters[CSOCK_DIR_WRITE] || s->flushing ? CSOCK_WANT_WRITE : 0);
+  if (want == s->watch.watched) return; /* epoll's "both" covers any want: it returns at once */
+  s->watch.fd = s->fd;
+  int r = loop->ops->watch(loop->poller, &s->watch, want);
+  if (r < 0) { /* cannot watch: let the waiters retry and fail on their own */
+    csock_wakeall(&s->waiters[CSOCK_DIR_READ], CSOCK_WOKE_READY);
+    csock_wakeall(&s->waiters[CSOCK_DIR_WRITE], CSOCK_WOKE_READY);
+  }
+}
+
+void csock_markdirty(csock_Socket *s) {
+  csock_Loop *loop = s->loop;
+  if (s->dirty_prev) return;
+  s->dirty_next = loop->dirty;
+  if (loop->dirty) loop->dirty->dirty_prev = &s->dirty_next;
+  s->dirty_prev = &loop->dirty;
+  loop->dirty = s;
+}
+
+static void unmark_dirty(csock_Socket *s) {
+  if (s->dirty_prev == NULL) return;
+  *s->dirty_prev = s->dirty_next;
+  if (s->dirty_next) s->dirty_next->dirty_prev = s->dirty_prev;
+  s->dirty_next = NULL;
+  s->dirty_prev = NULL;
+}
+
+int csock_flushnow(csock_Socket *s) {
+  while (csock_buf_len(&s->out) > 0) {
+    ssize_t n = csock_sys_send(s->fd, csock_buf_head(&s->out), csock_buf_len(&s->out));
+    if (n < 0) return (int)n;
+    csock_buf_consume(&s->out, (size_t)n);
+  }
+  if (s->shut_after_flush) {
+    shutdown(s->fd, s->shut_after_flush - 1);
+    s->shut_after_flush = 0;
+  }
+  return 0;
+}
+
+/* The loop's flush of one socket: done, waiting for room, or failed. */
+static void flush_socket(csock_Socket *s) {
+  int r = csock_flushnow(s);
+  int was = s->flushing;
+  s->flushing = 0;
+  if (r < 0 && csock_sys_again(r)) {
+    s->flushing = 1; /* the rest goes when the kernel has room */
+  } else if (r < 0) {
+    s->out_err = -r;
+    csock_buf_free(&s->out);
+  } else {
+    csock_buf_free(&s->out);
+  }
+  if (was != s->flushing) csock_rewatch(s);
+}
+
+static void flush_dirty(csock_Loop *loop) {
+  while (loop->dirty) {
+    csock_Socket *s = loop->dirty;
+    unmark_dirty(s);
+    flush_socket(s);
+  }
+}
+
+void csock_detach(csock_Socket *s) {
+  csock_Loop *loop = s->loop;
+  unmark_dirty(s);
+  if (csock_buf_len(&s->out) > 0) csock_flushnow(s); /* as far as it goes, never waiting */
+  csock_buf_free(&s->out);
+  s->flushing = 0;
+  csock_wakeall(&s->waiters[CSOCK_DIR_READ], CSOCK_WOKE_CLOSED);
+  csock_wakeall(&s->waiters[CSOCK_DIR_WRITE], CSOCK_WOKE_CLOSED);
+  if (loop && loop->poller && s->watch.watched) loop->ops->forget(loop->poller, &s->watch);
+}
+
+/* Tasks ------------------------------------------------------------------ */
+
+static void report(lua_State *L, csock_Loop *loop, int taskidx) {
+  /* error message at -1 */
+  if (loop->onerror != LUA_NOREF) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, loop->onerror);
+    lua_pushvalue(L, -2);
+    lua_pushvalue(L, taskidx);
+    if (lua_pcall(L, 2, 0, 0) == LUA_OK) return;
+    fprintf(stderr, "csock: error in onerror handler: %s\n", lua_tostring(L, -1));
+    lua_pop(L, 1);
+  }
+  fprintf(stderr, "csock: error in task: %s\n", lua_tostring(L, -1));
+  fflush(stderr);
+}
+
+static void close_thread(lua_State *co, lua_State *L) {
+#if LUA_VERSION_RELEASE_NUM >= 50406
+  lua_closethread(co, L);
+#else
+  (void)L;
+  lua_resetthread(co); /* closes its pending <close> variables */
+#endif
+}
+
+/* The task ended: keep its results (or error) for join, wake joiners. */
+static void finish(lua_State *L, csock_Task *t, int ok, int nres) {
+  csock_Loop *loop = t->loop;
+  lua_State *co = t->co;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref); /* the task userdata */
+  int taskidx = lua_gettop(L);
+  if (ok) {
+    lua_createtable(L, nres, 1);
+    lua_xmove(co, L, nres);
+    for (int i = nres; i >= 1; i--) lua_rawseti(L, taskidx + 1, i);
+    lua_pushinteger(L, nres);
+    lua_setfield(L, -2, "n");
+  } else {
+    /* error value on co's stack; add where it happened */
+    const char *msg = lua_tostring(co, -1);
+    if (msg == NULL) msg = lua_pushfstring(co, "(error object is a %s value)", luaL_typename(co, -1));
+    luaL_traceback(L, co, msg, 0);
+    close_thread(co, L);
+    t->failed = 1;
+  }
+  lua_setiuservalue(L, taskidx, 2);
+  t->state = CSOCK_TASK_DONE;
+  loop->alive--;
+  int joined = t->joiners != NULL;
+  csock_wakeall(&t->joiners, CSOCK_WOKE_READY);
+  if (t->failed) {
+    lua_getiuservalue(L, taskidx, 2);
+    if (t->is_main) {
+      loop->main_error = luaL_ref(L, LUA_REGISTRYINDEX);
+      loop->stop = 1;
+    } else if (!joined) {
+      report(L, loop, taskidx);
+      lua_pop(L, 1);
+    } else {
+      lua_pop(L, 1);
+    }
+  }
+  /* The thread is not needed any more; the userdata lives while referenced. */
+  lua_pushnil(L);
+  lua_setiuservalue(L, taskidx, 1);
+  t->co = NULL;
+  luaL_unref(L, LUA_REGISTRYINDEX, t->ref);
+  t->ref = LUA_NOREF;
+  lua_settop(L, taskidx - 1);
+}
+
+static void run_task(lua_State *L, csock_Loop *loop, csock_Task *t) {
+  lua_State *co = t->co;
+  int nargs = t->nargs, nres;
+  if (nargs < 0) {
+    lua_pushinteger(co, t->wake);
+    nargs = 1;
+  }
+  t->nargs = -1;
+  t->state = CSOCK_TASK_RUNNING;
+  loop->current = t;
+  int st = lua_resume(co, L, nargs, &nres);
+  loop->current = NULL;
+  if (st == LUA_YIELD) {
+    if (nres == 1 && lua_touserdata(co, -1) == &yield_tag) {
+      lua_pop(co, 1); /* it is waiting where it said */
+      return;
+    }
+    lua_pop(co, nres);
+    lua_pushliteral(co, "coroutine.yield called directly in a csock task "
+                        "(use csock.sleep(0) to let other tasks run)");
+    st = LUA_ERRRUN;
+  }
+  finish(L, t, st == LUA_OK, nres);
+}
+
+static void run_ready(lua_State *L, csock_Loop *loop) {
+  while (loop->ready_head && !loop->stop) {
+    csock_Task *t = loop->ready_head;
+    loop->ready_head = t->next_ready;
+    if (loop->ready_head == NULL) loop->ready_tail = NULL;
+    t->next_ready = NULL;
+    run_task(L, loop, t);
+  }
+}
+
+static void expire(lua_State *L, csock_Loop *loop) {
+  int64_t now = csock_sys_now();
+  csock_HeapNode *node;
+  while ((node = csock_heap_top(&loop->heap)) != NULL && node->when <= now) {
+    csock_heap_remove(&loop->heap, node);
+    if (node->kind == CSOCK_HEAP_TASK) {
+      csock_Task *t = (csock_Task *)node; /* the node is the task's first member */
+      int how = t->wait_list ? CSOCK_WOKE_TIMEOUT : CSOCK_WOKE_READY; /* a sleep just ends */
+      csock_Socket *s = t->waitsock;
+      unlink_wait(t);
+      csock_schedule(t, how);
+      if (s) csock_rewatch(s);
+    } else {
+      csock_fire_timer(L, loop, node);
+    }
+  }
+}
+
+static void dispatch(csock_Loop *loop, int n) {
+  for (int i = 0; i < n; i++) {
+    csock_Watch *w = loop->events[i].watch;
+    int ev = loop->events[i].events;
+    if (w == &loop->wakeup) {
+      csock_resolve_done(loop);
+      continue;
+    }
+    csock_Socket *s = (csock_Socket *)((char *)w - offsetof(csock_Socket, watch));
+    if ((ev & CSOCK_WANT_READ) && s->waiters[CSOCK_DIR_READ])
+      csock_wakeall(&s->waiters[CSOCK_DIR_READ], CSOCK_WOKE_READY);
+    if (ev & CSOCK_WANT_WRITE) {
+      if (s->waiters[CSOCK_DIR_WRITE]) csock_wakeall(&s->waiters[CSOCK_DIR_WRITE], CSOCK_WOKE_READY);
+      if (s->flushing) flush_socket(s);
+    }
+    csock_rewatch(s);
+  }
+}
+
+int csock_loop_step(lua_State *L, csock_Loop *loop, int64_t timeout_ns) {
+  run_ready(L, loop);
+  flush_dirty(loop);
+  if (loop->stop) return 0;
+  if (loop->ready_head) timeout_ns = 0;
+  csock_HeapNode *top = csock_heap_top(&loop->heap);
+  if (top) {
+    int64_t left = top->when - csock_sys_now();
+    if (left < 0) left = 0;
+    if (timeout_ns < 0 || left < timeout_ns) timeout_ns = left;
+  }
+  int ms = timeout_ns < 0 ? -1 : (int)((timeout_ns + 999999) / 1000000 > 0x7fffffff ? 0x7fffffff : (timeout_ns + 999999) / 1000000);
+  int n = loop->ops->wait(loop->poller, loop->events, CSOCK_LOOP_EVENTS, ms);
+  if (n < 0) return n;
+  dispatch(loop, n);
+  expire(L, loop);
+  run_ready(L, loop);
+  flush_dirty(loop);
+  return 0;
+}
+
+/* The loop object ----------------------------------------------------------- */
+
+static int loop_gc(lua_State *L) {
+  csock_Loop *loop = (csock_Loop *)lua_touserdata(L, 1);
+  if (loop->poller == NULL) return 0;
+  csock_resolve_drain(loop);
+  if (loop->wakeup.fd >= 0) {
+    loop->ops->forget(loop->poller, &loop->wakeup);
+    close(loop->wakeup.fd);
+  }
+  loop->ops->destroy(loop->poller);
+  loop->poller = NULL;
+  csock_heap_free(&loop->heap);
+  pthread_mutex_destroy(&loop->lock);
+  pthread_cond_destroy(&loop->idle);
+  return 0;
+}
+
+/* Makes this state's loop once; later loads of the module find it. */
+void csock_open_loop(lua_State *L) {
+  if (csock_getloop(L) != NULL) return;
+  const char *name = getenv("CSOCK_BACKEND");
+  const csock_PollerOps *ops = csock_poller_find(name && *name ? name : NULL);
+  if (ops == NULL) luaL_error(L, "CSOCK_BACKEND: unknown poll backend '%s' (epoll, poll)", name);
+  csock_Loop *loop = (csock_Loop *)lua_newuserdatauv(L, sizeof *loop, 0);
+  memset(loop, 0, sizeof *loop);
+  loop->ops = ops;
+  loop->main_error = loop->onerror = LUA_NOREF;
+  loop->wakeup.fd = -1;
+  int err = 0;
+  loop->poller = ops->create(&err);
+  if (loop->poller == NULL) luaL_error(L, "cannot create the %s poller: %s", ops->name, strerror(err));
+  pthread_mutex_init(&loop->lock, NULL);
+  pthread_cond_init(&loop->idle, NULL);
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, loop_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &loop_key);
+  loop->wakeup.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (loop->wakeup.fd < 0) luaL_error(L, "cannot create an eventfd: %s", strerror(errno));
+  if (ops->watch(loop->poller, &loop->wakeup, CSOCK_WANT_READ) < 0)
+    luaL_error(L, "cannot watch the eventfd: %s", strerror(errno));
+}

@@ -1,0 +1,101 @@
+/*
+ * The loop, as the binding files see it: tasks (coroutines the loop
+ * resumes), what they wait on, and the per-Lua-state loop itself. The
+ * loop lives in a userdata in the registry, never in a C global, so one
+ * process may run several Lua states.
+ */
+#ifndef CSOCK_LOOP_H
+#define CSOCK_LOOP_H
+
+#include <pthread.h>
+
+#include "core.h"
+#include "heap.h"
+#include "poller.h"
+
+#define CSOCK_TASK_MT "csock.task"
+#define CSOCK_LOOP_EVENTS 256 /* readiness reports taken per poll */
+
+/* How a waiting task was woken: what it is resumed with. */
+enum { CSOCK_WOKE_READY, CSOCK_WOKE_TIMEOUT, CSOCK_WOKE_CLOSED };
+/* Owners of heap nodes. */
+enum { CSOCK_HEAP_TASK, CSOCK_HEAP_TIMER };
+enum { CSOCK_TASK_READY, CSOCK_TASK_RUNNING, CSOCK_TASK_WAITING, CSOCK_TASK_DONE };
+
+typedef struct csock_Resolve csock_Resolve;
+
+struct csock_Task {
+  csock_HeapNode deadline;   /* first: sleeps and wait timeouts */
+  lua_State *co;
+  csock_Loop *loop;
+  int state;
+  int wake;                  /* resume code once woken */
+  int nargs;                 /* arguments for the first resume, -1 after */
+  int ref;                   /* registry ref to the task userdata while not done */
+  int failed;
+  int is_main;               /* csock.run(fn)'s task: its error is run's */
+  csock_Task *next_ready;
+  csock_Task **wait_list;    /* the list this task waits in, if any */
+  csock_Socket *waitsock;    /* the socket that list belongs to, if any */
+  csock_Task *next_wait;
+  csock_Task *joiners;       /* tasks waiting for this one to end */
+};
+
+struct csock_Loop {
+  const csock_PollerOps *ops;
+  csock_Poller *poller;
+  csock_Heap heap;
+  csock_Task *ready_head, *ready_tail;
+  csock_Task *current;       /* the task running now, if any */
+  int alive;                 /* tasks not done + timers set */
+  int running;               /* inside run/step/join: no re-entry */
+  int stop;
+  int main_error;            /* registry ref of the main task's error, or LUA_NOREF */
+  int onerror;               /* registry ref of the error handler, or LUA_NOREF */
+  csock_Socket *dirty;       /* sockets with coalesced output to send */
+  csock_Ready events[CSOCK_LOOP_EVENTS];
+  /* name resolution on helper threads */
+  csock_Watch wakeup;        /* an eventfd the threads poke */
+  pthread_mutex_t lock;
+  pthread_cond_t idle;
+  csock_Resolve *pending;    /* not started yet, under lock */
+  csock_Resolve *resolved;   /* finished, under lock */
+  int resolving;             /* threads running, under lock */
+};
+
+/* The loop of this Lua state (created with the module). */
+csock_Loop *csock_getloop(lua_State *L);
+/* The task whose coroutine is L, if L is a task that may yield now. */
+csock_Task *csock_current(csock_Loop *loop, lua_State *L);
+
+/* Suspends the current task t (already put in whatever list will wake it)
+ * until woken; comes back through k. Never returns. */
+int csock_suspend(lua_State *L, csock_Task *t, int64_t deadline, lua_KContext ctx, lua_KFunction k);
+/* Puts t (on list *list, or on none) to sleep until woken; the caller still
+ * calls csock_suspend. */
+void csock_waitin(csock_Task *t, csock_Task **list);
+/* Wakes every task on *list with `how`. */
+void csock_wakeall(csock_Task **list, int how);
+void csock_schedule(csock_Task *t, int how);
+
+/* Socket interest: what its waiters (and pending output) need now. */
+void csock_rewatch(csock_Socket *s);
+/* Coalesced output: queue the socket for the next flush. */
+void csock_markdirty(csock_Socket *s);
+/* Sends what the kernel takes now, without waiting; 0, or -errno. */
+int csock_flushnow(csock_Socket *s);
+/* Before close: wakes waiters with "closed", drops watch and dirty mark. */
+void csock_detach(csock_Socket *s);
+
+/* One turn of the loop; timeout_ns < 0 waits as long as needed. */
+int csock_loop_step(lua_State *L, csock_Loop *loop, int64_t timeout_ns);
+
+/* tasks.c: a timer object's node expired. */
+void csock_fire_timer(lua_State *L, csock_Loop *loop, csock_HeapNode *node);
+
+/* resolve.c */
+void csock_resolve_done(csock_Loop *loop);    /* on wakeup: resume finished lookups */
+void csock_resolve_drain(csock_Loop *loop);   /* at teardown: wait for threads */
+
+
+#endif

@@ -1,0 +1,51 @@
+/*
+ * Poll backends: one small, Lua-free interface with an epoll and a poll(2)
+ * implementation, picked at run time. The loop says what each watched fd
+ * wants (CSOCK_WANT_READ/WRITE, 0 for nothing); a backend may watch more
+ * than asked (epoll watches both directions edge-triggered, so it needs no
+ * syscall when interest changes), since every wake-up is only a hint to
+ * retry the syscall.
+ */
+#ifndef CSOCK_POLLER_H
+#define CSOCK_POLLER_H
+
+#include "sys.h"
+
+/* What the loop knows of one watched fd; the backend owns `watched` and `slot`. */
+typedef struct csock_Watch {
+  int fd;
+  int watched;  /* directions the backend reports now, 0 = not registered */
+  int slot;     /* backend's private index */
+} csock_Watch;
+
+typedef struct csock_Ready {
+  csock_Watch *watch;
+  int events;   /* CSOCK_WANT_READ | CSOCK_WANT_WRITE (errors report both) */
+} csock_Ready;
+
+typedef struct csock_Poller csock_Poller;
+
+typedef struct csock_PollerOps {
+  const char *name;
+  /* NULL and *err set when it cannot be made. */
+  csock_Poller *(*create)(int *err);
+  void (*destroy)(csock_Poller *p);
+  /* Makes the backend report (at least) `want` for w: 0 or -errno. */
+  int (*watch)(csock_Poller *p, csock_Watch *w, int want);
+  /* Drops w entirely; call before its fd is closed. */
+  void (*forget)(csock_Poller *p, csock_Watch *w);
+  /* Waits up to timeout_ms (-1 forever): number of entries filled, or -errno. */
+  int (*wait)(csock_Poller *p, csock_Ready *out, int max, int timeout_ms);
+  /* An fd that is readable when wait would return at once, or -1. */
+  int (*fd)(csock_Poller *p);
+} csock_PollerOps;
+
+extern const csock_PollerOps csock_poll_ops;
+#ifdef __linux__
+extern const csock_PollerOps csock_epoll_ops;
+#endif
+
+/* name: "epoll", "poll", or NULL for the platform's best. NULL if unknown. */
+const csock_PollerOps *csock_poller_find(const char *name);
+
+#endif
