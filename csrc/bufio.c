@@ -137,17 +137,12 @@ static int l_read(lua_State *L) {
   return read_k(L, LUA_OK, nf);
 }
 
-/* lines: the loop ends at EOF; other failures raise, as file:lines does. */
+/* lines: the for loop ends at EOF and at any failure (timeout, reset):
+ * the last call returns nil, message[, errno] for whoever asks. A server
+ * reading lines thus ends a connection quietly when its peer goes away. */
 static int lines_k(lua_State *L, int status, lua_KContext ctx) {
   (void)ctx;
-  int n = doread(L, status, 1, lines_k);
-  if (n == 1) return 1;
-  const char *msg = lua_tostring(L, -n + 1);
-  if (msg != NULL && strcmp(msg, "closed") == 0) {
-    lua_pushnil(L);
-    return 1;
-  }
-  return luaL_error(L, "%s", msg ? msg : "read failed");
+  return doread(L, status, 1, lines_k);
 }
 
 static int lines_next(lua_State *L) {

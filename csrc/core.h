@@ -87,6 +87,7 @@ int csock_pushaddr(lua_State *L, const struct sockaddr *sa, socklen_t len);
 void csock_open_address(lua_State *L);
 void csock_open_loop(lua_State *L);
 void csock_open_tasks(lua_State *L);
+void csock_open_fdwait(lua_State *L);
 
 /* options.c, transfer.c, bufio.c, select.c */
 void csock_open_options(lua_State *L);

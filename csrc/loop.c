@@ -293,8 +293,12 @@ static void dispatch(csock_Loop *loop, int n) {
   for (int i = 0; i < n; i++) {
     csock_Watch *w = loop->events[i].watch;
     int ev = loop->events[i].events;
-    if (w == &loop->wakeup) {
+    if (w->kind == CSOCK_WATCH_WAKEUP) {
       csock_resolve_done(loop);
+      continue;
+    }
+    if (w->kind == CSOCK_WATCH_FD) {
+      csock_wakeall(&((csock_FdWatch *)w)->waiters, CSOCK_WOKE_READY);
       continue;
     }
     csock_Socket *s = (csock_Socket *)((char *)w - offsetof(csock_Socket, watch));
@@ -368,6 +372,7 @@ void csock_open_loop(lua_State *L) {
   lua_setfield(L, -2, "__gc");
   lua_setmetatable(L, -2);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &loop_key);
+  loop->wakeup.kind = CSOCK_WATCH_WAKEUP;
   loop->wakeup.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (loop->wakeup.fd < 0) luaL_error(L, "cannot create an eventfd: %s", strerror(errno));
   if (ops->watch(loop->poller, &loop->wakeup, CSOCK_WANT_READ) < 0)

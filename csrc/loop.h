@@ -15,6 +15,18 @@
 
 #define CSOCK_TASK_MT "csock.task"
 #define CSOCK_LOOP_EVENTS 256 /* readiness reports taken per poll */
+#define CSOCK_SCRATCH 65536   /* the most one recv call returns */
+
+/* Owners of watches. */
+enum { CSOCK_WATCH_SOCKET, CSOCK_WATCH_WAKEUP, CSOCK_WATCH_FD };
+
+/* A task waiting on an fd that is not a csock socket (csock.waitfd, select). */
+typedef struct csock_FdWatch {
+  csock_Watch watch;
+  csock_Task *waiters;
+  csock_Loop *loop;
+  int owned;  /* close the fd when done with it */
+} csock_FdWatch;
 
 /* How a waiting task was woken: what it is resumed with. */
 enum { CSOCK_WOKE_READY, CSOCK_WOKE_TIMEOUT, CSOCK_WOKE_CLOSED };
@@ -54,6 +66,9 @@ struct csock_Loop {
   int onerror;               /* registry ref of the error handler, or LUA_NOREF */
   csock_Socket *dirty;       /* sockets with coalesced output to send */
   csock_Ready events[CSOCK_LOOP_EVENTS];
+  /* recv/recvfrom land here, then become Lua strings: no allocation per
+   * call, and nothing on the Lua stack that a yield could strand. */
+  char scratch[CSOCK_SCRATCH];
   /* name resolution on helper threads */
   csock_Watch wakeup;        /* an eventfd the threads poke */
   pthread_mutex_t lock;
@@ -89,6 +104,15 @@ void csock_detach(csock_Socket *s);
 
 /* One turn of the loop; timeout_ns < 0 waits as long as needed. */
 int csock_loop_step(lua_State *L, csock_Loop *loop, int64_t timeout_ns);
+
+/* fdwait.c: suspends task t until fd is ready for `want` or the deadline;
+ * resumes through k with the FdWatch userdata left at the top of the stack
+ * below the wake code. Returns the failure count pushed if it can't wait. */
+int csock_waitfd(lua_State *L, csock_Task *t, int fd, int want, int owned, int64_t deadline,
+                 lua_KContext ctx, lua_KFunction k);
+/* In k: ends the wait started by csock_waitfd (FdWatch at idx); returns
+ * 1 ready, 0 timed out. Pops the wake code. */
+int csock_waitfd_end(lua_State *L, int idx);
 
 /* tasks.c: a timer object's node expired. */
 void csock_fire_timer(lua_State *L, csock_Loop *loop, csock_HeapNode *node);

@@ -14,6 +14,7 @@
 /* What the loop knows of one watched fd; the backend owns `watched` and `slot`. */
 typedef struct csock_Watch {
   int fd;
+  int kind;     /* the loop's: what owns this watch */
   int watched;  /* directions the backend reports now, 0 = not registered */
   int slot;     /* backend's private index */
 } csock_Watch;

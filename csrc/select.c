@@ -6,7 +6,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 
-#include "core.h"
+#include "loop.h"
 
 /* The fd of a set member: a csock socket (open) or an integer fd. */
 static int memberfd(lua_State *L, int set, lua_Integer i, int *buffered) {
@@ -31,6 +31,85 @@ static lua_Integer setlen(lua_State *L, int idx) {
   return luaL_len(L, idx);
 }
 
+/* What select keeps across a wait: the sets' sizes, then the pollfds,
+ * then one flag per member ("read() left bytes buffered"). */
+typedef struct Query {
+  lua_Integer nr, nw;
+  int ready_now;
+  struct pollfd fds[];
+} Query;
+
+static char *buffered_flags(Query *q) { return (char *)(q->fds + q->nr + q->nw); }
+
+/* Polls once (ms as poll(2)); -errno on failure. */
+static int poll_query(Query *q, int ms) {
+  for (;;) {
+    int n = poll(q->fds, (nfds_t)(q->nr + q->nw), q->ready_now ? 0 : ms);
+    if (n >= 0) return n + q->ready_now;
+    if (errno != EINTR) return -errno;
+  }
+}
+
+/* Stack: 1 readers, 2 writers, 3 the query. */
+static int push_ready(lua_State *L, Query *q) {
+  char *buffered = buffered_flags(q);
+  lua_newtable(L);
+  int rtbl = lua_gettop(L);
+  lua_newtable(L);
+  lua_Integer got[2] = {0, 0};
+  for (lua_Integer i = 0; i < q->nr + q->nw; i++) {
+    int set = i < q->nr ? 1 : 2;
+    lua_Integer pos = i < q->nr ? i + 1 : i - q->nr + 1;
+    short mask = (short)((set == 1 ? POLLIN : POLLOUT) | POLLERR | POLLHUP);
+    if ((q->fds[i].revents & mask) || buffered[i]) {
+      lua_geti(L, set, pos);
+      lua_rawseti(L, rtbl + set - 1, ++got[set - 1]);
+    }
+  }
+  if (got[0] + got[1] == 0) {
+    lua_pushliteral(L, "timeout");
+    return 3;
+  }
+  return 2;
+}
+
+#ifdef __linux__
+#include <sys/epoll.h>
+#include <unistd.h>
+
+static int select_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  (void)ctx;
+  csock_waitfd_end(L, 4);
+  Query *q = (Query *)lua_touserdata(L, 3);
+  int n = poll_query(q, 0);
+  if (n < 0) return csock_oserror(L, n);
+  lua_settop(L, 3);
+  return push_ready(L, q);
+}
+
+/* In a task: one epoll set holding every member, watched by the loop as a
+ * single fd for the length of the wait. */
+static int select_in_task(lua_State *L, csock_Task *t, Query *q, int64_t deadline) {
+  int ep = epoll_create1(EPOLL_CLOEXEC);
+  if (ep < 0) return csock_oserror(L, errno);
+  for (lua_Integer i = 0; i < q->nr + q->nw; i++) {
+    struct epoll_event ev = {0};
+    ev.events = i < q->nr ? EPOLLIN : EPOLLOUT;
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, q->fds[i].fd, &ev) < 0) {
+      /* the same fd in both sets: widen its entry */
+      ev.events = EPOLLIN | EPOLLOUT;
+      if (errno != EEXIST || epoll_ctl(ep, EPOLL_CTL_MOD, q->fds[i].fd, &ev) < 0) {
+        int err = errno;
+        close(ep);
+        return csock_oserror(L, err);
+      }
+    }
+  }
+  return csock_waitfd(L, t, ep, CSOCK_WANT_READ, 1, deadline, 0, select_k);
+}
+#endif
+
 static int l_select(lua_State *L) {
   lua_Integer nr = setlen(L, 1), nw = setlen(L, 2);
   int64_t deadline = CSOCK_NO_DEADLINE;
@@ -42,50 +121,43 @@ static int l_select(lua_State *L) {
   luaL_argcheck(L, nr + nw < 0x7fffffff, 1, "too many sockets");
   lua_settop(L, 2);
   size_t total = (size_t)(nr + nw);
-  /* pollfds, then one flag per member: "read() left bytes buffered" */
-  struct pollfd *fds = (struct pollfd *)lua_newuserdatauv(L, (sizeof *fds + 1) * total + 1, 0);
-  char *buffered_at = (char *)(fds + total);
-  int ready_now = 0;
+  Query *q = (Query *)lua_newuserdatauv(L, sizeof *q + (sizeof q->fds[0] + 1) * total, 0);
+  q->nr = nr;
+  q->nw = nw;
+  q->ready_now = 0;
+  char *buffered = buffered_flags(q);
   for (lua_Integer i = 0; i < (lua_Integer)total; i++) {
-    int set = i < nr ? 1 : 2, buffered;
+    int set = i < nr ? 1 : 2, b;
     lua_Integer pos = i < nr ? i + 1 : i - nr + 1;
     lua_geti(L, set, pos);
-    fds[i].fd = memberfd(L, set, pos, &buffered);
-    fds[i].events = set == 1 ? POLLIN : POLLOUT;
-    fds[i].revents = 0;
+    q->fds[i].fd = memberfd(L, set, pos, &b);
+    q->fds[i].events = set == 1 ? POLLIN : POLLOUT;
+    q->fds[i].revents = 0;
     lua_pop(L, 1);
-    buffered_at[i] = (char)(set == 1 && buffered);
-    ready_now |= buffered_at[i]; /* no need to wait */
+    buffered[i] = (char)(set == 1 && b);
+    q->ready_now |= buffered[i]; /* no need to wait */
   }
+#ifdef __linux__
+  csock_Task *t = csock_current(csock_getloop(L), L);
+  if (t != NULL) {
+    int n = poll_query(q, 0);
+    if (n < 0) return csock_oserror(L, n);
+    if (n == 0 && (deadline < 0 || deadline > csock_sys_now()) && total > 0)
+      return select_in_task(L, t, q, deadline);
+    return push_ready(L, q);
+  }
+#endif
   int n;
-  for (;;) {
+  do {
     int ms = -1;
-    if (ready_now) ms = 0;
-    else if (deadline >= 0) {
+    if (deadline >= 0) {
       int64_t left = deadline - csock_sys_now();
       ms = left <= 0 ? 0 : left / 1000000 + 1 > 0x7fffffff ? 0x7fffffff : (int)(left / 1000000 + 1);
     }
-    n = poll(fds, (nfds_t)total, ms);
-    if (n >= 0) break;
-    if (errno != EINTR) return csock_oserror(L, errno);
-  }
-  lua_newtable(L); /* readable: 4 */
-  lua_newtable(L); /* writable: 5 */
-  lua_Integer got[2] = {0, 0};
-  for (lua_Integer i = 0; i < nr + nw; i++) {
-    int set = i < nr ? 1 : 2;
-    lua_Integer pos = i < nr ? i + 1 : i - nr + 1;
-    short mask = (short)((set == 1 ? POLLIN : POLLOUT) | POLLERR | POLLHUP);
-    if ((fds[i].revents & mask) || buffered_at[i]) {
-      lua_geti(L, set, pos);
-      lua_rawseti(L, 3 + set, ++got[set - 1]);
-    }
-  }
-  if (got[0] + got[1] == 0) {
-    lua_pushliteral(L, "timeout");
-    return 3;
-  }
-  return 2;
+    n = poll_query(q, ms);
+    if (n < 0) return csock_oserror(L, n);
+  } while (n == 0 && deadline >= 0 && csock_sys_now() < deadline);
+  return push_ready(L, q);
 }
 
 /* Expects the module table at -2 and the methods table at -1. */

@@ -9,8 +9,7 @@
 
 #include "loop.h"
 
-#define RECV_DEFAULT 65536
-#define RECV_MAX (1024 * 1024) /* one call never allocates more */
+#define RECV_DEFAULT CSOCK_SCRATCH
 
 /* Optional byte count argument: checked, never wrapped. */
 static size_t checkcount(lua_State *L, int idx, lua_Integer def) {
@@ -128,16 +127,14 @@ static int recv_k(lua_State *L, int status, lua_KContext ctx) {
   if (status == LUA_YIELD && (r = csock_resumed(L))) return r;
   csock_Socket *s = csock_checksocket(L, 1);
   size_t want = (size_t)lua_tointeger(L, 2);
-  if (want > RECV_MAX) want = RECV_MAX;
+  if (want > CSOCK_SCRATCH) want = CSOCK_SCRATCH;
   for (;;) {
-    luaL_Buffer b;
-    char *p = luaL_buffinitsize(L, &b, want);
+    char *p = s->loop->scratch;
     ssize_t n = csock_sys_recv(s->fd, p, want);
     if (n > 0 || (n == 0 && (s->type == SOCK_DGRAM || want == 0))) {
-      luaL_pushresultsize(&b, (size_t)n);
+      lua_pushlstring(L, p, (size_t)n);
       return 1;
     }
-    lua_settop(L, 2); /* drop the buffer: nothing may stay above the arguments across a wait */
     if (n == 0) return csock_closed(L);
     if (!csock_sys_again((int)n)) return csock_oserror(L, (int)n);
     if ((r = csock_wait(L, s, CSOCK_DIR_READ, 0, recv_k))) return r;
@@ -158,6 +155,24 @@ static int l_recv(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)want);
   csock_begin(s, CSOCK_DIR_READ);
   return recv_k(L, LUA_OK, 0);
+}
+
+/* sock:chunks([n]): `for data in sock:chunks() do` runs once per recv,
+ * ending at EOF or at the first failure, as lines does. */
+static int chunks_next(lua_State *L) {
+  lua_settop(L, 0);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_pushvalue(L, lua_upvalueindex(2));
+  return l_recv(L);
+}
+
+static int l_chunks(lua_State *L) {
+  csock_checksocket(L, 1);
+  size_t n = checkcount(L, 2, RECV_DEFAULT);
+  lua_settop(L, 1);
+  lua_pushinteger(L, (lua_Integer)n);
+  lua_pushcclosure(L, chunks_next, 2);
+  return 1;
 }
 
 /* Stack: 1 socket, 2 data, 3 the destination's sockaddr bytes. */
@@ -210,19 +225,18 @@ static int recvfrom_k(lua_State *L, int status, lua_KContext ctx) {
   if (status == LUA_YIELD && (r = csock_resumed(L))) return r;
   csock_Socket *s = csock_checksocket(L, 1);
   size_t want = (size_t)lua_tointeger(L, 2);
-  if (want > RECV_MAX) want = RECV_MAX;
+  if (want > CSOCK_SCRATCH) want = CSOCK_SCRATCH;
   for (;;) {
     struct sockaddr_storage ss;
     socklen_t sslen = sizeof ss;
-    luaL_Buffer b;
-    char *p = luaL_buffinitsize(L, &b, want);
+    char *p = s->loop->scratch;
     ssize_t n = csock_sys_recvfrom(s->fd, p, want, (struct sockaddr *)&ss, &sslen);
+    if (n == 0 && s->type == SOCK_STREAM && want > 0) return csock_closed(L);
     if (n >= 0) {
-      luaL_pushresultsize(&b, (size_t)n);
+      lua_pushlstring(L, p, (size_t)n);
       if (sslen == 0) return 1; /* a stream socket has no sender address */
       return 1 + csock_pushaddr(L, (struct sockaddr *)&ss, sslen);
     }
-    lua_settop(L, 2);
     if (!csock_sys_again((int)n)) return csock_oserror(L, (int)n);
     if ((r = csock_wait(L, s, CSOCK_DIR_READ, 0, recvfrom_k))) return r;
   }
@@ -242,6 +256,7 @@ static const luaL_Reg methods[] = {
   {"accept", l_accept},
   {"send", l_send},
   {"recv", l_recv},
+  {"chunks", l_chunks},
   {"sendto", l_sendto},
   {"recvfrom", l_recvfrom},
   {NULL, NULL},

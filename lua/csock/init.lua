@@ -1,5 +1,6 @@
 -- csock: require "csock" loads the C core (csock.core) and adds the
--- conveniences written in Lua.
+-- conveniences written in Lua: connect (every address, one deadline) and
+-- listen (a task per connection).
 local core = require "csock.core"
 
 local csock = {}
@@ -29,7 +30,7 @@ function csock.connect(host, port, opts)
   end
   if port == nil then return unix_connect(host, opts) end
   local deadline = opts.timeout and core.now() + opts.timeout
-  local addrs, err, code = core.getaddrinfo(host, port)
+  local addrs, err, code = core.getaddrinfo(host, port, nil, "stream", opts.timeout)
   if not addrs then return nil, err, code end
   for _, a in ipairs(addrs) do
     local s
@@ -50,6 +51,107 @@ function csock.connect(host, port, opts)
     end
   end
   return nil, err, code
+end
+
+local function check(cond, n, fname, msg)
+  if not cond then error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), 3) end
+end
+
+local function checkopts(opts)
+  check(opts == nil or type(opts) == "table", 4, "listen", "table expected for options")
+  opts = opts or {}
+  local function count(name, min)
+    local v = opts[name]
+    check(v == nil or math.type(v) == "integer" and v >= min, 4, "listen",
+      ("option '%s' must be an integer >= %d"):format(name, min))
+  end
+  count("backlog", 0)
+  count("maxconnections", 1)
+  check(opts.timeout == nil or type(opts.timeout) == "number" and opts.timeout >= 0, 4, "listen",
+    "option 'timeout' must be a non-negative number")
+  return opts
+end
+
+-- A listening server: accepts in a task of its own, and runs
+-- handler(conn, host, port) in a new task per connection.
+local Server = {}
+Server.__index = Server
+
+function Server:close()
+  self.closed = true
+  return self.socket:close()
+end
+
+function Server:getsockname()
+  return self.socket:getsockname()
+end
+
+-- Closes the connection however the handler ends (return, error, or its
+-- task being torn down), and frees its slot for maxconnections.
+local Guard = {
+  __close = function(g)
+    local server = g.server
+    g.conn:close()
+    server.connections = server.connections - 1
+    server.slots:signal()
+  end,
+}
+
+local function serve(server, handler, conn, host, port)
+  local guard <close> = setmetatable({ server = server, conn = conn }, Guard)
+  if server.timeout then conn:settimeout(server.timeout) end
+  return handler(conn, host, port)
+end
+
+local function accept_loop(server, handler, max)
+  local sock = server.socket
+  while not server.closed do
+    while max and server.connections >= max do server.slots:wait() end
+    local conn, host, port = sock:accept()
+    if conn then
+      server.connections = server.connections + 1
+      core.spawn(serve, server, handler, conn, host, port)
+    elseif server.closed then
+      return
+    else
+      -- Out of descriptors or memory: keep the listener, let some connections
+      -- end, and try again without spinning.
+      core.sleep(0.05)
+    end
+  end
+end
+
+function csock.listen(host, port, handler, opts)
+  check(type(host) == "string", 1, "listen", "string expected for host")
+  check(math.type(port) == "integer" and port >= 0 and port <= 65535, 2, "listen", "port out of range")
+  check(type(handler) == "function", 3, "listen", "function expected for handler")
+  opts = checkopts(opts)
+  local family = host:find(":", 1, true) and "inet6" or "inet"
+  if host ~= "*" and not host:match("^[%d.]+$") and family == "inet" then
+    local addrs, err, code = core.getaddrinfo(host, port, nil, "stream")
+    if not addrs then return nil, err, code end
+    host, family = addrs[1].host, addrs[1].family
+  end
+  local sock, err, code = core.socket(family)
+  if not sock then return nil, err, code end
+  local ok = true
+  local function step(...)
+    if ok then ok, err, code = ... end
+  end
+  step(sock:setoption("reuseaddr", true))
+  if opts.reuseport then step(sock:setoption("reuseport", true)) end
+  step(sock:bind(host, port))
+  step(sock:listen(opts.backlog or 511))
+  step(sock:setoption("nodelay", true)) -- accepted sockets inherit it
+  if not ok then
+    sock:close()
+    return nil, err, code
+  end
+  local server = setmetatable({
+    socket = sock, connections = 0, slots = core.cond(), timeout = opts.timeout,
+  }, Server)
+  server.task = core.spawn(accept_loop, server, handler, opts.maxconnections)
+  return server
 end
 
 return csock

@@ -1,0 +1,91 @@
+/*
+ * Waiting on descriptors csock does not own: csock.waitfd(fd, mode
+ * [, timeout]) for a pipe, a terminal or another library's socket, and the
+ * in-task half of csock.select. Inside a task the fd is watched by the
+ * loop for the length of the wait; elsewhere it blocks in poll(2).
+ */
+#include <string.h>
+#include <unistd.h>
+
+#include "loop.h"
+
+#define CSOCK_FDWATCH_MT "csock.fdwatch"
+
+static void release(csock_FdWatch *fw) {
+  csock_Loop *loop = fw->loop;
+  if (fw->watch.fd < 0) return;
+  if (loop && loop->poller && fw->watch.watched) loop->ops->forget(loop->poller, &fw->watch);
+  if (fw->owned) close(fw->watch.fd);
+  fw->watch.fd = -1;
+}
+
+static int fdwatch_gc(lua_State *L) {
+  release((csock_FdWatch *)lua_touserdata(L, 1));
+  return 0;
+}
+
+int csock_waitfd(lua_State *L, csock_Task *t, int fd, int want, int owned, int64_t deadline,
+                 lua_KContext ctx, lua_KFunction k) {
+  csock_Loop *loop = t->loop;
+  csock_FdWatch *fw = (csock_FdWatch *)lua_newuserdatauv(L, sizeof *fw, 0);
+  memset(fw, 0, sizeof *fw);
+  fw->watch.fd = fd;
+  fw->watch.kind = CSOCK_WATCH_FD;
+  fw->loop = loop;
+  fw->owned = owned;
+  luaL_setmetatable(L, CSOCK_FDWATCH_MT);
+  int r = loop->ops->watch(loop->poller, &fw->watch, want);
+  if (r < 0) {
+    release(fw);
+    return csock_oserror(L, r);
+  }
+  csock_waitin(t, &fw->waiters);
+  return csock_suspend(L, t, deadline, ctx, k);
+}
+
+int csock_waitfd_end(lua_State *L, int idx) {
+  int how = (int)lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  release((csock_FdWatch *)luaL_checkudata(L, idx, CSOCK_FDWATCH_MT));
+  return how == CSOCK_WOKE_READY;
+}
+
+static int waitfd_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  (void)ctx;
+  if (!csock_waitfd_end(L, lua_gettop(L) - 1)) return csock_timeout(L);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int l_waitfd(lua_State *L) {
+  static const char *const modes[] = {"r", "w", "rw", NULL};
+  static const int wants[] = {CSOCK_WANT_READ, CSOCK_WANT_WRITE, CSOCK_WANT_READ | CSOCK_WANT_WRITE};
+  lua_Integer fd = luaL_checkinteger(L, 1);
+  luaL_argcheck(L, fd >= 0 && fd <= 0x7fffffff, 1, "bad file descriptor");
+  int want = wants[luaL_checkoption(L, 2, "r", modes)];
+  int64_t deadline = -1;
+  if (!lua_isnoneornil(L, 3)) {
+    lua_Number s = luaL_checknumber(L, 3);
+    luaL_argcheck(L, s >= 0, 3, "timeout must be a non-negative number or nil");
+    deadline = csock_sys_now() + (int64_t)((s > 1e9 ? 1e9 : s) * 1e9);
+  }
+  lua_settop(L, 0);
+  csock_Task *t = csock_current(csock_getloop(L), L);
+  if (t != NULL) return csock_waitfd(L, t, (int)fd, want, 0, deadline, 0, waitfd_k);
+  int r = csock_sys_wait((int)fd, want, deadline);
+  if (r < 0) return csock_oserror(L, r);
+  if (r == 0) return csock_timeout(L);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* Expects the module table at -2 and the methods table at -1. */
+void csock_open_fdwait(lua_State *L) {
+  luaL_newmetatable(L, CSOCK_FDWATCH_MT);
+  lua_pushcfunction(L, fdwatch_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
+  lua_pushcfunction(L, l_waitfd);
+  lua_setfield(L, -3, "waitfd");
+}
