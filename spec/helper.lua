@@ -1,0 +1,224 @@
+-- spec/helper.lua: small helpers shared by the csock specs (require "helper").
+--
+-- Deadlines: a blocking call cannot be interrupted from Lua, so
+--   * every socket the helpers make gets a timeout (H.TIMEOUT seconds),
+--   * H.watchdog() arms a per-test killer process (see before_each in each spec),
+--   * anything that needs a concurrent peer runs it as a child process under
+--     `timeout`, via H.spawn_peer.
+local csock = require "csock"
+
+local H = {}
+
+H.TIMEOUT = 5          -- seconds, set on every socket the helpers create
+H.TEST_DEADLINE = 60   -- seconds a single test may run before the watchdog kills busted
+H.PEER_DEADLINE = 20   -- seconds a spawned peer process may run (`timeout`)
+
+local function read_cmd(cmd)
+  local p = assert(io.popen(cmd, "r"))
+  local out = p:read("a")
+  p:close()
+  return out
+end
+
+H.ROOT = read_cmd("pwd"):gsub("\n$", "")
+
+local function self_pid()
+  local f = assert(io.open("/proc/self/stat"))
+  local pid = f:read("n")
+  f:close()
+  return math.tointeger(pid)
+end
+H.PID = self_pid()
+
+local function shell_quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+-- Arms a process that kills this Lua process (busted) after `seconds`, with a
+-- message on stderr. Returns a function that disarms it. The watchdog runs in
+-- its own process group (setsid), so disarming ends its `sleep` too.
+function H.watchdog(seconds)
+  seconds = seconds or H.TEST_DEADLINE
+  local script = string.format(
+    "echo $$; exec >/dev/null; sleep %d; " ..
+    "echo 'csock spec watchdog: a test ran longer than %d s; killing pid %d' >&2; kill -9 %d",
+    seconds, seconds, H.PID, H.PID)
+  local p = assert(io.popen("setsid sh -c " .. shell_quote(script) .. " &", "r"))
+  local pgid = math.tointeger(tonumber(p:read("l")))
+  p:close()
+  return function()
+    if pgid then os.execute("kill -- -" .. pgid .. " 2>/dev/null") end
+    pgid = nil
+  end
+end
+
+-- Monotonic time, and how long fn(...) took: elapsed, then a table.pack of its results.
+function H.now() return csock.gettime() end
+function H.timed(fn, ...)
+  local t0 = csock.gettime()
+  local r = table.pack(fn(...))
+  return csock.gettime() - t0, r
+end
+
+-- A connected TCP pair over the loopback (family "inet" -> 127.0.0.1, "inet6" -> ::1):
+-- returns client, server_side. The kernel completes the handshake into the
+-- listen backlog, so connect-then-accept works in one process.
+function H.tcp_pair(family)
+  family = family or "inet"
+  local host = family == "inet6" and "::1" or "127.0.0.1"
+  local l = csock.socket(family, "stream")
+  l:settimeout(H.TIMEOUT)
+  assert(l:bind(host, 0))
+  assert(l:listen())
+  local _, port = l:getsockname()
+  local c = csock.socket(family, "stream")
+  c:settimeout(H.TIMEOUT)
+  assert(c:connect(host, port))
+  local s = assert(l:accept())
+  s:settimeout(H.TIMEOUT)
+  l:close()
+  return c, s
+end
+
+-- A fresh unix socket path (the socket file does not exist yet).
+function H.tmpname()
+  local p = os.tmpname()
+  os.remove(p)
+  return p .. ".sock"
+end
+
+-- A connected unix stream pair: client, server_side, path.
+function H.unix_pair()
+  local path = H.tmpname()
+  local l = csock.socket("unix", "stream")
+  l:settimeout(H.TIMEOUT)
+  assert(l:bind(path))
+  assert(l:listen())
+  local c = csock.socket("unix", "stream")
+  c:settimeout(H.TIMEOUT)
+  assert(c:connect(path))
+  local s = assert(l:accept())
+  s:settimeout(H.TIMEOUT)
+  l:close()
+  os.remove(path)
+  return c, s, path
+end
+
+-- A loopback port that nobody listens on (bound, read, closed).
+function H.free_port(family)
+  family = family or "inet"
+  local s = csock.socket(family)
+  assert(s:bind(family == "inet6" and "::1" or "127.0.0.1", 0))
+  local _, port = s:getsockname()
+  s:close()
+  return port
+end
+
+-- Number of open socket file descriptors of this process (entries of
+-- /proc/PID/fd that link to "socket:[...]"). Only sockets are counted: the
+-- pipe popen opens for `ls` itself may or may not be listed, depending on
+-- how the parent and child are scheduled.
+function H.count_fds()
+  return tonumber(read_cmd("ls -l /proc/" .. H.PID .. "/fd 2>/dev/null | grep -c 'socket:'"))
+end
+
+-- The soft limit on open files of this process.
+function H.max_fds()
+  for line in io.lines("/proc/self/limits") do
+    local soft = line:match("^Max open files%s+(%S+)")
+    if soft then return tonumber(soft) or math.huge end
+  end
+  return 0
+end
+
+-- Sleep without using csock (for peers and for pacing).
+function H.sleep(s)
+  os.execute("sleep " .. s)
+end
+
+-- Polls fn() every 10 ms until it returns a truthy value or `seconds` pass;
+-- returns fn's last result (for kernel state that settles asynchronously).
+function H.eventually(fn, seconds)
+  local deadline = csock.gettime() + (seconds or 2)
+  local v = fn()
+  while not v and csock.gettime() < deadline do
+    H.sleep(0.01)
+    v = fn()
+  end
+  return v
+end
+
+-- Runs `code` (a Lua chunk) in a child `lua5.4` under `timeout`, with the
+-- module paths of .busted (absolute), so it can `require "csock"` and
+-- `require "helper"` (CSOCK_SPEC_CPATH, e.g. "build/asan/?.so", replaces "?.so").
+-- Extra arguments reach the chunk as `...` and `arg`.
+-- Returns a peer: peer:line() reads one line of its stdout (stderr is merged),
+-- peer:finish() reads the rest and returns output, exit code (124 = killed by timeout).
+function H.spawn_peer(code, ...)
+  local file = os.tmpname()
+  local f = assert(io.open(file, "w"))
+  -- the prelude stays on line 1 so error line numbers are off by one only
+  f:write(string.format(
+    "local ROOT = %q; package.path = ROOT..'/lua/?.lua;'..ROOT..'/lua/?/init.lua;'..ROOT..'/spec/?.lua;'..package.path; " ..
+    "package.cpath = ROOT..'/'..%q..';'..package.cpath; io.stdout:setvbuf('line')\n",
+    H.ROOT, os.getenv("CSOCK_SPEC_CPATH") or "?.so"), code)
+  f:close()
+  local args = {}
+  for i = 1, select("#", ...) do args[i] = shell_quote((select(i, ...))) end
+  local cmd = string.format("timeout %d lua5.4 %s %s 2>&1", H.PEER_DEADLINE, shell_quote(file),
+                            table.concat(args, " "))
+  local peer = { pipe = assert(io.popen(cmd, "r")), file = file }
+  function peer:line() return self.pipe:read("l") end
+  function peer:finish()
+    local out = self.pipe:read("a")
+    local _, _, code = self.pipe:close()
+    os.remove(self.file)
+    return out, code
+  end
+  return peer
+end
+
+-- Deterministic pseudo-random bytes (an LCG), the same in parent and peer.
+function H.pattern(n, seed)
+  local t, x = {}, seed or 1
+  local chunk = {}
+  for i = 1, n do
+    x = (x * 1103515245 + 12345) % 2147483648
+    chunk[#chunk + 1] = (x >> 16) & 255
+    if #chunk == 4096 or i == n then
+      t[#t + 1] = string.char(table.unpack(chunk))
+      chunk = {}
+    end
+  end
+  return table.concat(t)
+end
+
+-- `size` bytes (a multiple of 65536) of 64 KiB blocks: block i starts with its
+-- index as 8 hex digits, followed by pattern bytes rotated by i, so a lost,
+-- repeated or reordered block shows.
+function H.bulk(size)
+  local base = H.pattern(65536, 7)
+  local blocks = {}
+  for i = 0, size // 65536 - 1 do
+    local r = i % 4096 + 9
+    blocks[#blocks + 1] = string.format("%08x", i) .. (base:sub(r) .. base:sub(9, r - 1))
+  end
+  return table.concat(blocks)
+end
+
+-- Offset of the first differing byte of a and b (nil when equal).
+function H.first_diff(a, b)
+  if a == b then return nil end
+  local n = math.min(#a, #b)
+  local step = 65536
+  for i = 1, n, step do
+    if a:sub(i, i + step - 1) ~= b:sub(i, i + step - 1) then
+      for j = i, math.min(i + step - 1, n) do
+        if a:byte(j) ~= b:byte(j) then return j end
+      end
+    end
+  end
+  return n + 1
+end
+
+return H
