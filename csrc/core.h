@@ -37,6 +37,7 @@ typedef struct csock_Socket {
   int64_t deadline[2]; /* of the operation under way, per direction */
   size_t readlimit;  /* longest line read/lines will buffer */
   int eof;           /* the buffered reader saw the peer's end of stream */
+  int lingers;       /* SO_LINGER set with a time: close(2) would block */
   csock_Buffer in;   /* received, not yet taken */
   /* the loop's side */
   csock_Loop *loop;
@@ -73,6 +74,8 @@ static inline void csock_begin(csock_Socket *s, int dir) {
   s->deadline[dir] = CSOCK_UNSET_DEADLINE;
 }
 int csock_wait(lua_State *L, csock_Socket *s, int dir, lua_KContext ctx, lua_KFunction k);
+/* The operation's deadline (CSOCK_NO_DEADLINE for none), fixed at first ask. */
+int64_t csock_deadline(csock_Socket *s, int dir);
 int csock_resumed(lua_State *L); /* in k: the wait's outcome, as csock_wait */
 
 /* address.c */

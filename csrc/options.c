@@ -80,7 +80,9 @@ static int l_setoption(lua_State *L) {
         l.l_onoff = 1;
         l.l_linger = checkint(L, 3, 0);
       }
-      return setopt(L, s->fd, o->level, o->optname, &l, sizeof l);
+      int n = setopt(L, s->fd, o->level, o->optname, &l, sizeof l);
+      if (lua_toboolean(L, -n)) s->lingers = l.l_onoff && l.l_linger > 0;
+      return n;
     }
   }
 }

@@ -77,7 +77,8 @@ static int l_close(lua_State *L) {
     csock_detach(s); /* sends what output it can, wakes waiters with "closed" */
     s->fd = -1;
     csock_buf_free(&s->in);
-    csock_sys_close(fd);
+    if (s->lingers) csock_sys_close_detached(fd); /* close() never blocks */
+    else csock_sys_close(fd);
   }
   lua_pushboolean(L, 1);
   return 1;

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <time.h>
 #include <unistd.h>
 #include <sys/uio.h>
@@ -12,6 +13,11 @@ int64_t csock_sys_now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void csock_sys_sleep_until(int64_t when) {
+  struct timespec ts = {(time_t)(when / 1000000000), (long)(when % 1000000000)};
+  while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {}
 }
 
 #define RESULT(call)                     \
@@ -29,6 +35,21 @@ int csock_sys_socket(int family, int type) {
 int csock_sys_close(int fd) {
   /* Linux releases the fd even when close reports EINTR: never retry. */
   return close(fd) < 0 && errno != EINTR ? -errno : 0;
+}
+
+static void *closer(void *arg) {
+  close((int)(intptr_t)arg);
+  return NULL;
+}
+
+void csock_sys_close_detached(int fd) {
+  pthread_attr_t attr;
+  pthread_t th;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&attr, 64 * 1024);
+  if (pthread_create(&th, &attr, closer, (void *)(intptr_t)fd) != 0) close(fd);
+  pthread_attr_destroy(&attr);
 }
 
 int csock_sys_bind(int fd, const struct sockaddr *sa, socklen_t len) {

@@ -18,9 +18,14 @@
 
 /* Monotonic clock, in nanoseconds. */
 int64_t csock_sys_now(void);
+/* Sleeps until the monotonic time `when`, through signals. */
+void csock_sys_sleep_until(int64_t when);
 
 int csock_sys_socket(int family, int type);
 int csock_sys_close(int fd);
+/* Closes fd on a helper thread, for a socket whose close(2) would wait
+ * out SO_LINGER; closes in place if no thread can be had. */
+void csock_sys_close_detached(int fd);
 int csock_sys_bind(int fd, const struct sockaddr *sa, socklen_t len);
 int csock_sys_listen(int fd, int backlog);
 /* Starts a connect; -EINPROGRESS means "wait for writable, then ask

@@ -6,7 +6,6 @@
 #include <errno.h>
 #include <math.h>
 #include <string.h>
-#include <time.h>
 
 #include "loop.h"
 
@@ -179,12 +178,8 @@ static int l_sleep(lua_State *L) {
     csock_waitin(t, NULL);
     return csock_suspend(L, t, deadline, 0, sleep_k);
   }
-  for (;;) {
-    int64_t left = deadline - csock_sys_now();
-    if (left <= 0) return 0;
-    struct timespec ts = {(time_t)(left / 1000000000), (long)(left % 1000000000)};
-    nanosleep(&ts, NULL);
-  }
+  csock_sys_sleep_until(deadline);
+  return 0;
 }
 
 static int l_onerror(lua_State *L) {

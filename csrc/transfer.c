@@ -27,9 +27,43 @@ static int connect_k(lua_State *L, int status, lua_KContext ctx) {
   return csock_result(L, csock_sys_connect_result(s->fd));
 }
 
+/* A unix listener with a full backlog answers EAGAIN, and nothing signals
+ * when it has room: try again after a pause that grows (1 ms to 50 ms),
+ * until the deadline. Stack: 1 socket, 2 the address bytes. */
+static int unix_retry_k(lua_State *L, int status, lua_KContext pause_ms) {
+  if (status == LUA_YIELD) lua_pop(L, 1); /* the pause's wake code */
+  csock_Socket *s = csock_checksocket(L, 1);
+  size_t len;
+  const char *sa = lua_tolstring(L, 2, &len);
+  for (;;) {
+    int r = csock_sys_connect(s->fd, (const struct sockaddr *)sa, (socklen_t)len);
+    if (r == -EINPROGRESS) {
+      lua_settop(L, 1);
+      return connect_k(L, LUA_OK, 0);
+    }
+    if (r != -EAGAIN) return csock_result(L, r);
+    int64_t now = csock_sys_now(), deadline = csock_deadline(s, CSOCK_DIR_WRITE);
+    if (deadline >= 0 && now >= deadline) return csock_timeout(L);
+    int64_t wake = now + (int64_t)pause_ms * 1000000;
+    if (deadline >= 0 && wake > deadline) wake = deadline;
+    pause_ms = pause_ms * 2 > 50 ? 50 : pause_ms * 2;
+    csock_Task *t = csock_current(s->loop, L);
+    if (t != NULL) {
+      csock_waitin(t, NULL);
+      return csock_suspend(L, t, wake, pause_ms, unix_retry_k);
+    }
+    csock_sys_sleep_until(wake);
+  }
+}
+
 static int start_connect(lua_State *L, csock_Socket *s, const csock_Addr *a) {
   csock_begin(s, CSOCK_DIR_WRITE);
   int r = csock_sys_connect(s->fd, (const struct sockaddr *)&a->ss, a->len);
+  if (r == -EAGAIN && s->family == AF_UNIX) {
+    lua_settop(L, 1);
+    lua_pushlstring(L, (const char *)&a->ss, a->len);
+    return unix_retry_k(L, LUA_OK, 1);
+  }
   if (r != -EINPROGRESS) return csock_result(L, r);
   lua_settop(L, 1);
   return connect_k(L, LUA_OK, 0);
@@ -64,6 +98,7 @@ static int accept_k(lua_State *L, int status, lua_KContext ctx) {
     if (fd >= 0) {
       csock_Socket *c = (csock_Socket *)lua_touserdata(L, 2);
       c->fd = fd;
+      c->lingers = s->lingers; /* SO_LINGER is inherited */
       return 1 + csock_pushaddr(L, (struct sockaddr *)&ss, len);
     }
     /* A connection that died in the backlog is not the listener's failure. */

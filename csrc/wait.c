@@ -7,14 +7,14 @@
  */
 #include "loop.h"
 
-static int64_t deadline_of(csock_Socket *s, int dir) {
+int64_t csock_deadline(csock_Socket *s, int dir) {
   if (s->deadline[dir] == CSOCK_UNSET_DEADLINE) /* first wait of this operation */
     s->deadline[dir] = s->timeout < 0 ? CSOCK_NO_DEADLINE : csock_sys_now() + s->timeout;
   return s->deadline[dir];
 }
 
 int csock_wait(lua_State *L, csock_Socket *s, int dir, lua_KContext ctx, lua_KFunction k) {
-  int64_t deadline = deadline_of(s, dir);
+  int64_t deadline = csock_deadline(s, dir);
   csock_Task *t = csock_current(s->loop, L);
   if (t != NULL) {
     if (deadline >= 0 && deadline <= csock_sys_now()) return csock_timeout(L);

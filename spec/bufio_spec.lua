@@ -335,16 +335,33 @@ describe("lines", function()
     s:close()
   end)
 
-  it("raises on a timeout (like file:lines on an error)", function()
+  it("ends on a timeout, its last call returning nil, 'timeout', ETIMEDOUT", function()
     local c, s = H.tcp_pair()
     s:settimeout(0.1)
     c:send("x\n")
+    local got = {}
+    for line in s:lines() do got[#got + 1] = line end
+    assert.are.same({ "x" }, got)
+    c:send("y")
     local it = s:lines()
-    assert.are.equal("x", it())
-    local ok, err = pcall(it)
-    assert.is_false(ok)
-    assert.is_truthy(tostring(err):find("timeout", 1, true), tostring(err))
+    assert.are.same({ nil, "timeout", csock.errno.ETIMEDOUT }, { it() })
+    c:send("z\n")
+    assert.are.equal("yz", it()) -- the partial line stayed buffered
     c:close(); s:close()
+  end)
+
+  it("ends on a reset, its last call returning nil and the reason", function()
+    local c, s = H.tcp_pair()
+    assert(c:setoption("linger", 0))
+    c:send("a\n")
+    c:close() -- linger 0: RST
+    local got, it = {}, s:lines()
+    for line in it do got[#got + 1] = line end
+    assert.are.same({ "a" }, got)
+    local v, msg = it()
+    assert.is_nil(v)
+    assert.is_truthy(msg == "closed" or msg:find("reset", 1, true), msg)
+    s:close()
   end)
 end)
 
