@@ -1,8 +1,10 @@
-# csock: `make` builds csock/core.so; `make demo` and `make test` also
-# install what a fresh Debian 12 machine lacks.
+# csock: `make` builds the Lua module (csock/core.so), the static library
+# for embedders (build/libcsock.a) and the executable (bin/csock).
+# `make demo` and `make test` also install what a fresh Debian 12 lacks.
 
 LUA        ?= lua5.4
 LUA_INCDIR ?= /usr/include/lua5.4
+LUA_LIB    ?= -Wl,-Bstatic -llua5.4 -Wl,-Bdynamic
 CC         ?= cc
 CFLAGS     ?= -O2 -g
 WARN       := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes
@@ -12,43 +14,81 @@ endif
 ALL_CFLAGS := -std=gnu11 -fPIC -fvisibility=hidden $(WARN) -I$(LUA_INCDIR) $(CFLAGS)
 LIBFLAG    ?= -shared
 LDFLAGS    ?=
+LIBS       := -pthread
 
-SRCS := $(wildcard csrc/*.c)
-OBJS := $(SRCS:csrc/%.c=build/%.o)
-ASAN_OBJS := $(SRCS:csrc/%.c=build/asan/%.o)
+SRCS      := $(wildcard csrc/*.c)
+HOST_SRCS := $(wildcard csrc/host/*.c)
+HDRS      := $(wildcard csrc/*.h csrc/host/*.h)
+LUA_MODS  := csock=lua/csock/init.lua csock.host=lua/csock/host.lua
+OBJS      := $(SRCS:csrc/%.c=build/%.o) build/embedded.o
+HOST_OBJS := $(HOST_SRCS:csrc/host/%.c=build/host/%.o)
+
+# The sanitizer build lives apart (build/asan/), so it never disturbs the normal one.
 ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
-HDRS := $(wildcard csrc/*.h)
+ASAN_OBJS  := $(OBJS:build/%=build/asan/%)
+ASAN_HOST  := $(HOST_OBJS:build/%=build/asan/%)
 
 # Where `make install` puts things (the rockspec passes its own).
-PREFIX     ?= /usr/local
+PREFIX      ?= /usr/local
 INST_LIBDIR ?= $(PREFIX)/lib/lua/5.4
 INST_LUADIR ?= $(PREFIX)/share/lua/5.4
+INST_BINDIR ?= $(PREFIX)/bin
 
 export LUA_PATH  := lua/?.lua;lua/?/init.lua;spec/?.lua;;
 export LUA_CPATH := ./?.so;;
 
-DEBIAN_PKGS := lua5.4 liblua5.4-dev luarocks lua-busted make gcc clang libclang-rt-14-dev python3
+DEBIAN_PKGS := lua5.4 liblua5.4-dev luarocks lua-busted make gcc clang libclang-rt-14-dev \
+               python3 nodejs
+# busted, once per poll backend
+SPEC := CSOCK_BACKEND=epoll busted && CSOCK_BACKEND=poll busted
 
-.PHONY: all clean deps demo test check asan install
-all: csock/core.so
+.PHONY: all clean deps demo test asan install examples bench
+all: csock/core.so build/libcsock.a bin/csock
+
+build/embedded.c: csrc/embed_lua.lua lua/csock/init.lua lua/csock/host.lua
+	@mkdir -p build
+	$(LUA) csrc/embed_lua.lua $@ $(LUA_MODS)
 
 build/%.o: csrc/%.c $(HDRS)
-	@mkdir -p build
-	$(CC) $(ALL_CFLAGS) -c $< -o $@
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Icsrc -c $< -o $@
 
-# The sanitizer build lives apart (build/asan/csock/core.so), so it never
-# disturbs the normal one.
-build/asan/%.o: csrc/%.c $(HDRS)
-	@mkdir -p build/asan
-	clang -std=gnu11 -fPIC $(WARN) -I$(LUA_INCDIR) $(ASAN_FLAGS) -c $< -o $@
-
-build/asan/csock/core.so: $(ASAN_OBJS)
-	@mkdir -p build/asan/csock
-	clang -shared -fsanitize=address,undefined -o $@ $(ASAN_OBJS) -pthread
+build/embedded.o: build/embedded.c csrc/embedded.h
+	$(CC) $(ALL_CFLAGS) -Icsrc -c $< -o $@
 
 csock/core.so: $(OBJS)
 	@mkdir -p csock
-	$(CC) $(LIBFLAG) $(LDFLAGS) -o $@ $(OBJS) -pthread
+	$(CC) $(LIBFLAG) $(LDFLAGS) -o $@ $(OBJS) $(LIBS)
+
+build/libcsock.a: $(OBJS)
+	ar rcs $@ $(OBJS)
+
+bin/csock: $(HOST_OBJS) build/libcsock.a
+	@mkdir -p bin
+	$(CC) $(LDFLAGS) -rdynamic -o $@ $(HOST_OBJS) build/libcsock.a $(LUA_LIB) -lm -ldl $(LIBS)
+
+build/asan/%.o: csrc/%.c $(HDRS)
+	@mkdir -p $(dir $@)
+	clang -std=gnu11 -fPIC $(WARN) -I$(LUA_INCDIR) -Icsrc $(ASAN_FLAGS) -c $< -o $@
+
+build/asan/embedded.o: build/embedded.c csrc/embedded.h
+	@mkdir -p build/asan
+	clang -std=gnu11 -fPIC -I$(LUA_INCDIR) -Icsrc $(ASAN_FLAGS) -c $< -o $@
+
+build/asan/csock/core.so: $(ASAN_OBJS)
+	@mkdir -p build/asan/csock
+	clang -shared -fsanitize=address,undefined -o $@ $(ASAN_OBJS) $(LIBS)
+
+build/asan/bin/csock: $(ASAN_HOST) $(ASAN_OBJS)
+	@mkdir -p build/asan/bin
+	clang -fsanitize=address,undefined -rdynamic -o $@ $(ASAN_HOST) $(ASAN_OBJS) $(LUA_LIB) -lm -ldl $(LIBS)
+
+build/examples/embed: examples/embed/embed.c build/libcsock.a csrc/csock.h
+	@mkdir -p build/examples
+	$(CC) -std=gnu11 $(WARN) $(CFLAGS) -I$(LUA_INCDIR) -Icsrc -o $@ examples/embed/embed.c \
+	  build/libcsock.a $(LUA_LIB) -lm -ldl $(LIBS)
+
+examples: build/examples/embed
 
 # Installs the Debian packages the build and the tests need, if missing.
 deps:
@@ -64,22 +104,26 @@ demo: deps
 	$(LUA) examples/demo.lua
 
 test: deps
-	$(MAKE) all
-	busted
+	$(MAKE) all examples
+	$(SPEC)
 
 # lua5.4 itself is not instrumented, so the ASan runtime is preloaded.
 # Leak checking is for valgrind: Lua's own exit-time frees confuse LSan.
 asan: deps
-	$(MAKE) build/asan/csock/core.so
-	LUA_CPATH='build/asan/?.so;;' CSOCK_SPEC_CPATH='build/asan/?.so' \
+	$(MAKE) build/asan/csock/core.so build/asan/bin/csock examples
+	LUA_CPATH='build/asan/?.so;;' CSOCK_SPEC_CPATH='build/asan/?.so' CSOCK_BIN=build/asan/bin/csock \
 	LD_PRELOAD="$$(clang -print-file-name=libclang_rt.asan-x86_64.so)" \
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	busted --cpath='build/asan/?.so'
 
+bench: deps
+	bench/run
+
 install: all
-	install -d $(INST_LIBDIR)/csock $(INST_LUADIR)/csock
+	install -d $(INST_LIBDIR)/csock $(INST_LUADIR)/csock $(INST_BINDIR)
 	install -m 755 csock/core.so $(INST_LIBDIR)/csock/core.so
 	install -m 644 lua/csock/*.lua $(INST_LUADIR)/csock/
+	install -m 755 bin/csock $(INST_BINDIR)/csock
 
 clean:
-	rm -rf build csock
+	rm -rf build csock bin

@@ -91,6 +91,7 @@ void csock_open_address(lua_State *L);
 void csock_open_loop(lua_State *L);
 void csock_open_tasks(lua_State *L);
 void csock_open_fdwait(lua_State *L);
+void csock_open_signals(lua_State *L);
 
 /* options.c, transfer.c, bufio.c, select.c */
 void csock_open_options(lua_State *L);

@@ -177,6 +177,10 @@ static void report(lua_State *L, csock_Loop *loop, int taskidx) {
     fprintf(stderr, "csock: error in onerror handler: %s\n", lua_tostring(L, -1));
     lua_pop(L, 1);
   }
+  if (loop->errhook) {
+    loop->errhook(L, lua_tostring(L, -1), loop->errhook_ud);
+    return;
+  }
   fprintf(stderr, "csock: error in task: %s\n", lua_tostring(L, -1));
   fflush(stderr);
 }
@@ -289,12 +293,16 @@ static void expire(lua_State *L, csock_Loop *loop) {
   }
 }
 
-static void dispatch(csock_Loop *loop, int n) {
+static void dispatch(lua_State *L, csock_Loop *loop, int n) {
   for (int i = 0; i < n; i++) {
     csock_Watch *w = loop->events[i].watch;
     int ev = loop->events[i].events;
     if (w->kind == CSOCK_WATCH_WAKEUP) {
       csock_resolve_done(loop);
+      continue;
+    }
+    if (w->kind == CSOCK_WATCH_SIGNAL) {
+      csock_signal_dispatch(L, loop);
       continue;
     }
     if (w->kind == CSOCK_WATCH_FD) {
@@ -326,7 +334,7 @@ int csock_loop_step(lua_State *L, csock_Loop *loop, int64_t timeout_ns) {
   int ms = timeout_ns < 0 ? -1 : (int)((timeout_ns + 999999) / 1000000 > 0x7fffffff ? 0x7fffffff : (timeout_ns + 999999) / 1000000);
   int n = loop->ops->wait(loop->poller, loop->events, CSOCK_LOOP_EVENTS, ms);
   if (n < 0) return n;
-  dispatch(loop, n);
+  dispatch(L, loop, n);
   expire(L, loop);
   run_ready(L, loop);
   flush_dirty(loop);
@@ -339,6 +347,7 @@ static int loop_gc(lua_State *L) {
   csock_Loop *loop = (csock_Loop *)lua_touserdata(L, 1);
   if (loop->poller == NULL) return 0;
   csock_resolve_drain(loop);
+  csock_signal_close(loop);
   if (loop->wakeup.fd >= 0) {
     loop->ops->forget(loop->poller, &loop->wakeup);
     close(loop->wakeup.fd);
@@ -362,6 +371,9 @@ void csock_open_loop(lua_State *L) {
   loop->ops = ops;
   loop->main_error = loop->onerror = LUA_NOREF;
   loop->wakeup.fd = -1;
+  loop->signals.fd = -1;
+  loop->signals.kind = CSOCK_WATCH_SIGNAL;
+  sigemptyset(&loop->handled);
   int err = 0;
   loop->poller = ops->create(&err);
   if (loop->poller == NULL) luaL_error(L, "cannot create the %s poller: %s", ops->name, strerror(err));

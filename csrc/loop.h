@@ -8,6 +8,7 @@
 #define CSOCK_LOOP_H
 
 #include <pthread.h>
+#include <signal.h>
 
 #include "core.h"
 #include "heap.h"
@@ -18,7 +19,7 @@
 #define CSOCK_SCRATCH 65536   /* the most one recv call returns */
 
 /* Owners of watches. */
-enum { CSOCK_WATCH_SOCKET, CSOCK_WATCH_WAKEUP, CSOCK_WATCH_FD };
+enum { CSOCK_WATCH_SOCKET, CSOCK_WATCH_WAKEUP, CSOCK_WATCH_FD, CSOCK_WATCH_SIGNAL };
 
 /* A task waiting on an fd that is not a csock socket (csock.waitfd, select). */
 typedef struct csock_FdWatch {
@@ -64,6 +65,8 @@ struct csock_Loop {
   int stop;
   int main_error;            /* registry ref of the main task's error, or LUA_NOREF */
   int onerror;               /* registry ref of the error handler, or LUA_NOREF */
+  void (*errhook)(lua_State *L, const char *msg, void *ud); /* csock_onerror's */
+  void *errhook_ud;
   csock_Socket *dirty;       /* sockets with coalesced output to send */
   csock_Ready events[CSOCK_LOOP_EVENTS];
   /* recv/recvfrom land here, then become Lua strings: no allocation per
@@ -76,6 +79,9 @@ struct csock_Loop {
   csock_Resolve *pending;    /* not started yet, under lock */
   csock_Resolve *resolved;   /* finished, under lock */
   int resolving;             /* threads running, under lock */
+  /* csock.signal: a signalfd for the signals scripts handle */
+  csock_Watch signals;
+  sigset_t handled;          /* the signals csock blocked to read them from the fd */
 };
 
 /* The loop of this Lua state (created with the module). */
@@ -113,6 +119,13 @@ int csock_waitfd(lua_State *L, csock_Task *t, int fd, int want, int owned, int64
 /* In k: ends the wait started by csock_waitfd (FdWatch at idx); returns
  * 1 ready, 0 timed out. Pops the wake code. */
 int csock_waitfd_end(lua_State *L, int idx);
+
+/* tasks.c: makes a task of the function and its nargs arguments on top of
+ * L's stack (replacing them with the task) and queues it. */
+csock_Task *csock_newtask(lua_State *L, csock_Loop *loop, int nargs);
+/* signals.c: the signalfd is readable; run the handlers. */
+void csock_signal_dispatch(lua_State *L, csock_Loop *loop);
+void csock_signal_close(csock_Loop *loop);
 
 /* tasks.c: a timer object's node expired. */
 void csock_fire_timer(lua_State *L, csock_Loop *loop, csock_HeapNode *node);

@@ -50,14 +50,8 @@ csock_Resolve *csock_resolve_start(csock_Loop *loop, const char *host, int port,
   *tail = r;
   int ok = 1;
   if (loop->resolving < CSOCK_RESOLVE_THREADS) {
-    pthread_attr_t attr;
-    pthread_t th;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&attr, 256 * 1024);
-    if (pthread_create(&th, &attr, worker, loop) == 0) loop->resolving++;
+    if (csock_sys_thread(worker, loop, 256 * 1024) == 0) loop->resolving++;
     else ok = loop->resolving > 0; /* a running worker will get to it */
-    pthread_attr_destroy(&attr);
   }
   if (!ok) { /* no thread at all: take it back */
     *tail = NULL;

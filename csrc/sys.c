@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <time.h>
 #include <unistd.h>
 #include <sys/uio.h>
@@ -42,14 +43,23 @@ static void *closer(void *arg) {
   return NULL;
 }
 
-void csock_sys_close_detached(int fd) {
+int csock_sys_thread(void *(*fn)(void *), void *arg, size_t stack) {
   pthread_attr_t attr;
   pthread_t th;
   pthread_attr_init(&attr);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  pthread_attr_setstacksize(&attr, 64 * 1024);
-  if (pthread_create(&th, &attr, closer, (void *)(intptr_t)fd) != 0) close(fd);
+  pthread_attr_setstacksize(&attr, stack);
+  sigset_t all, old; /* signals are the script's: the thread starts with all blocked */
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  int r = pthread_create(&th, &attr, fn, arg);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
   pthread_attr_destroy(&attr);
+  return -r;
+}
+
+void csock_sys_close_detached(int fd) {
+  if (csock_sys_thread(closer, (void *)(intptr_t)fd, 64 * 1024) < 0) close(fd);
 }
 
 int csock_sys_bind(int fd, const struct sockaddr *sa, socklen_t len) {

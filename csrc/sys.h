@@ -23,6 +23,8 @@ void csock_sys_sleep_until(int64_t when);
 
 int csock_sys_socket(int family, int type);
 int csock_sys_close(int fd);
+/* Starts a detached helper thread with every signal blocked; 0 or -errno. */
+int csock_sys_thread(void *(*fn)(void *), void *arg, size_t stack);
 /* Closes fd on a helper thread, for a socket whose close(2) would wait
  * out SO_LINGER; closes in place if no thread can be had. */
 void csock_sys_close_detached(int fd);

@@ -30,7 +30,7 @@ static csock_Loop *checkidle(lua_State *L, const char *what) {
 
 /* Makes a task of the function and its nargs arguments on top of L's
  * stack (replacing them with the task) and queues it. */
-static csock_Task *newtask(lua_State *L, csock_Loop *loop, int nargs) {
+csock_Task *csock_newtask(lua_State *L, csock_Loop *loop, int nargs) {
   int base = lua_gettop(L) - nargs; /* the function */
   csock_Task *t = (csock_Task *)lua_newuserdatauv(L, sizeof *t, 2);
   memset(t, 0, sizeof *t);
@@ -55,7 +55,7 @@ static csock_Task *newtask(lua_State *L, csock_Loop *loop, int nargs) {
 
 static int l_spawn(lua_State *L) {
   luaL_checktype(L, 1, LUA_TFUNCTION);
-  newtask(L, csock_getloop(L), lua_gettop(L) - 1);
+  csock_newtask(L, csock_getloop(L), lua_gettop(L) - 1);
   return 1;
 }
 
@@ -104,7 +104,7 @@ static int l_run(lua_State *L) {
     return 0;
   }
   luaL_checktype(L, 1, LUA_TFUNCTION);
-  csock_Task *t = newtask(L, loop, lua_gettop(L) - 1);
+  csock_Task *t = csock_newtask(L, loop, lua_gettop(L) - 1);
   t->is_main = 1;
   drive(L, loop, NULL);
   if (t->state != CSOCK_TASK_DONE) return 0; /* stopped early */
@@ -225,7 +225,7 @@ void csock_fire_timer(lua_State *L, csock_Loop *loop, csock_HeapNode *node) {
     tm->ref = LUA_NOREF;
     loop->alive--;
   }
-  newtask(L, loop, 1); /* fn(timer), as a task of its own */
+  csock_newtask(L, loop, 1); /* fn(timer), as a task of its own */
   lua_pop(L, 1);
 }
 

@@ -6,6 +6,11 @@ local core = require "csock.core"
 local csock = {}
 for k, v in pairs(core) do csock[k] = v end
 csock.gettime = core.now
+-- Set in the processes `csock --workers N` starts: 1..N.
+csock.worker = math.tointeger(tonumber(os.getenv("CSOCK_WORKER") or ""))
+-- Every server csock.listen made and not yet collected (the host closes
+-- them on SIGINT/SIGTERM).
+csock.servers = setmetatable({}, { __mode = "k" })
 
 local function unix_connect(path, opts)
   local s, err, code = core.socket("unix")
@@ -139,7 +144,10 @@ function csock.listen(host, port, handler, opts)
     if ok then ok, err, code = ... end
   end
   step(sock:setoption("reuseaddr", true))
-  if opts.reuseport then step(sock:setoption("reuseport", true)) end
+  -- Workers of one host share their listeners' ports unless told otherwise.
+  local reuseport = opts.reuseport
+  if reuseport == nil then reuseport = csock.worker ~= nil end
+  if reuseport then step(sock:setoption("reuseport", true)) end
   step(sock:bind(host, port))
   step(sock:listen(opts.backlog or 511))
   step(sock:setoption("nodelay", true)) -- accepted sockets inherit it
@@ -151,6 +159,7 @@ function csock.listen(host, port, handler, opts)
     socket = sock, connections = 0, slots = core.cond(), timeout = opts.timeout,
   }, Server)
   server.task = core.spawn(accept_loop, server, handler, opts.maxconnections)
+  csock.servers[server] = true
   return server
 end
 
