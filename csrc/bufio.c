@@ -86,13 +86,19 @@ static int try_format(lua_State *L, csock_Socket *s, int idx, size_t *want) {
   }
 }
 
-/* One recv into the buffer: bytes read, 0 at EOF, or -errno. */
+/* One recv into the buffer: bytes read, 0 at EOF, or -errno. A read that
+ * did not fill the space means the kernel's queue is empty: the next fill
+ * waits for readiness first instead of paying for a recv that says EAGAIN. */
 static ssize_t fill(csock_Socket *s, size_t want) {
+  if (s->drained) return -EAGAIN;
   size_t avail;
   char *p = csock_buf_reserve(&s->in, want, &avail);
   if (p == NULL) return -ENOMEM;
   ssize_t n = csock_sys_recv(s->fd, p, avail);
-  if (n > 0) csock_buf_commit(&s->in, (size_t)n);
+  if (n > 0) {
+    csock_buf_commit(&s->in, (size_t)n);
+    s->drained = (size_t)n < avail && s->type == SOCK_STREAM;
+  }
   return n;
 }
 
@@ -101,7 +107,10 @@ static ssize_t fill(csock_Socket *s, size_t want) {
  * number of results: the values, then nil, message[, errno] on failure. */
 static int doread(lua_State *L, int status, int nf, lua_KFunction k) {
   int base = nf + 1;
-  if (status == LUA_YIELD && csock_resumed(L)) return lua_gettop(L) - base;
+  if (status == LUA_YIELD) {
+    if (csock_resumed(L)) return lua_gettop(L) - base;
+    csock_checksocket(L, 1)->drained = 0;
+  }
   csock_Socket *s = csock_checksocket(L, 1);
   while (lua_gettop(L) - base < nf) {
     size_t want;

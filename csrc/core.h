@@ -37,6 +37,7 @@ typedef struct csock_Socket {
   int64_t deadline[2]; /* of the operation under way, per direction */
   size_t readlimit;  /* longest line read/lines will buffer */
   int eof;           /* the buffered reader saw the peer's end of stream */
+  int drained;       /* a short read emptied the kernel's queue: wait before the next recv */
   int lingers;       /* SO_LINGER set with a time: close(2) would block */
   csock_Buffer in;   /* received, not yet taken */
   /* the loop's side */
@@ -52,6 +53,7 @@ typedef struct csock_Socket {
 
 /* socket.c */
 csock_Socket *csock_checksocket(lua_State *L, int idx); /* raises if closed */
+csock_Socket *csock_testsocket(lua_State *L, int idx);  /* NULL if not a socket */
 csock_Socket *csock_newsocket(lua_State *L, int fd, int family, int type);
 int csock_checkfamily(lua_State *L, int idx);
 const char *csock_familyname(int family);

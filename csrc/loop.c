@@ -310,8 +310,10 @@ static void dispatch(lua_State *L, csock_Loop *loop, int n) {
       continue;
     }
     csock_Socket *s = (csock_Socket *)((char *)w - offsetof(csock_Socket, watch));
-    if ((ev & CSOCK_WANT_READ) && s->waiters[CSOCK_DIR_READ])
-      csock_wakeall(&s->waiters[CSOCK_DIR_READ], CSOCK_WOKE_READY);
+    if (ev & CSOCK_WANT_READ) {
+      s->drained = 0; /* new bytes (or EOF, or an error) to read */
+      if (s->waiters[CSOCK_DIR_READ]) csock_wakeall(&s->waiters[CSOCK_DIR_READ], CSOCK_WOKE_READY);
+    }
     if (ev & CSOCK_WANT_WRITE) {
       if (s->waiters[CSOCK_DIR_WRITE]) csock_wakeall(&s->waiters[CSOCK_DIR_WRITE], CSOCK_WOKE_READY);
       if (s->flushing) flush_socket(s);

@@ -17,7 +17,7 @@ static int memberfd(lua_State *L, int set, lua_Integer i, int *buffered) {
     if (v < 0 || v > 0x7fffffff) luaL_error(L, "bad fd %d in argument #%d", (int)i, set);
     return (int)v;
   }
-  csock_Socket *s = (csock_Socket *)luaL_testudata(L, -1, CSOCK_SOCKET_MT);
+  csock_Socket *s = csock_testsocket(L, -1);
   if (s == NULL) luaL_error(L, "bad entry #%d in argument #%d (csock.socket or fd expected)", (int)i, set);
   if (s->fd < 0) luaL_error(L, "attempt to use a closed socket");
   fd = s->fd;

@@ -27,8 +27,23 @@ const char *csock_familyname(int family) {
   return "?";
 }
 
+/* The metatable is also kept under this address: checking a socket then
+ * costs no string lookup (this runs on every method call). */
+static const char socket_mt_key = 'M';
+
+csock_Socket *csock_testsocket(lua_State *L, int idx) {
+  csock_Socket *s = (csock_Socket *)lua_touserdata(L, idx);
+  if (s == NULL || !lua_getmetatable(L, idx)) return NULL;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &socket_mt_key);
+  int same = lua_rawequal(L, -1, -2);
+  lua_pop(L, 2);
+  return same ? s : NULL;
+}
+
 static csock_Socket *tosocket(lua_State *L, int idx) {
-  return (csock_Socket *)luaL_checkudata(L, idx, CSOCK_SOCKET_MT);
+  csock_Socket *s = csock_testsocket(L, idx);
+  if (s == NULL) luaL_typeerror(L, idx, CSOCK_SOCKET_MT);
+  return s;
 }
 
 csock_Socket *csock_checksocket(lua_State *L, int idx) {
@@ -49,7 +64,8 @@ static csock_Socket *newclosed(lua_State *L, int family, int type) {
   s->readlimit = CSOCK_DEFAULT_READLIMIT;
   s->loop = csock_getloop(L);
   s->watch.fd = -1;
-  luaL_setmetatable(L, CSOCK_SOCKET_MT);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &socket_mt_key);
+  lua_setmetatable(L, -2);
   return s;
 }
 
@@ -243,6 +259,8 @@ static const luaL_Reg metamethods[] = {
 void csock_open_socket(lua_State *L) {
   luaL_setfuncs(L, methods, 0);
   luaL_newmetatable(L, CSOCK_SOCKET_MT);
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &socket_mt_key);
   luaL_setfuncs(L, metamethods, 0);
   lua_pushvalue(L, -2);
   lua_setfield(L, -2, "__index");

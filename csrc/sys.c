@@ -125,11 +125,9 @@ int csock_sys_wait(int fd, int want, int64_t deadline) {
                      ((want & CSOCK_WANT_WRITE) ? POLLOUT : 0));
   for (;;) {
     int ms = -1;
-    if (deadline >= 0) {
+    if (deadline >= 0) { /* a passed deadline still gets one look */
       int64_t left = deadline - csock_sys_now();
-      if (left <= 0) return 0;
-      /* Round up so that we never wake just before the deadline. */
-      left = (left + 999999) / 1000000;
+      left = left <= 0 ? 0 : (left + 999999) / 1000000; /* round up: never wake early */
       ms = left > 0x7fffffff ? 0x7fffffff : (int)left;
     }
     p.revents = 0;

@@ -162,11 +162,14 @@ static int recv_k(lua_State *L, int status, lua_KContext ctx) {
   if (status == LUA_YIELD && (r = csock_resumed(L))) return r;
   csock_Socket *s = csock_checksocket(L, 1);
   size_t want = (size_t)lua_tointeger(L, 2);
+  if (status == LUA_YIELD) s->drained = 0;
+  else if (s->drained && (r = csock_wait(L, s, CSOCK_DIR_READ, 0, recv_k))) return r;
   if (want > CSOCK_SCRATCH) want = CSOCK_SCRATCH;
   for (;;) {
     char *p = s->loop->scratch;
     ssize_t n = csock_sys_recv(s->fd, p, want);
     if (n > 0 || (n == 0 && (s->type == SOCK_DGRAM || want == 0))) {
+      s->drained = (size_t)n < want && s->type == SOCK_STREAM;
       lua_pushlstring(L, p, (size_t)n);
       return 1;
     }

@@ -16,8 +16,13 @@ int64_t csock_deadline(csock_Socket *s, int dir) {
 int csock_wait(lua_State *L, csock_Socket *s, int dir, lua_KContext ctx, lua_KFunction k) {
   int64_t deadline = csock_deadline(s, dir);
   csock_Task *t = csock_current(s->loop, L);
+  int want = dir == CSOCK_DIR_READ ? CSOCK_WANT_READ : CSOCK_WANT_WRITE;
   if (t != NULL) {
-    if (deadline >= 0 && deadline <= csock_sys_now()) return csock_timeout(L);
+    if (deadline >= 0 && deadline <= csock_sys_now()) { /* no time to wait: one look */
+      if (csock_sys_wait(s->fd, want, deadline) <= 0) return csock_timeout(L);
+      if (dir == CSOCK_DIR_READ) s->drained = 0;
+      return 0;
+    }
     csock_waitin(t, &s->waiters[dir]);
     t->waitsock = s;
     csock_rewatch(s);
@@ -25,9 +30,11 @@ int csock_wait(lua_State *L, csock_Socket *s, int dir, lua_KContext ctx, lua_KFu
   }
   /* Output a task coalesced must not sit unsent while we block here. */
   if (csock_buf_len(&s->out) > 0) csock_flushnow(s);
-  int want = dir == CSOCK_DIR_READ ? CSOCK_WANT_READ : CSOCK_WANT_WRITE;
   int r = csock_sys_wait(s->fd, want, deadline);
-  if (r > 0) return 0;
+  if (r > 0) {
+    if (dir == CSOCK_DIR_READ) s->drained = 0;
+    return 0;
+  }
   if (r == 0) return csock_timeout(L);
   return csock_oserror(L, r);
 }
