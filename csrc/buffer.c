@@ -10,8 +10,12 @@ void csock_buf_consume(csock_Buffer *b, size_t n) {
   if (b->start == b->end) b->start = b->end = 0; /* empty: rewind for free */
 }
 
-char *csock_buf_reserve(csock_Buffer *b, size_t want, size_t *avail) {
+char *csock_buf_reserve(csock_Buffer *b, size_t want, size_t *avail, csock_BufPool *pool) {
   size_t len = b->end - b->start;
+  if (b->data == NULL && want <= CSOCK_BUF_CHUNK && pool != NULL && pool->n > 0) {
+    b->data = pool->blocks[--pool->n];
+    b->cap = CSOCK_BUF_CHUNK;
+  }
   if (b->cap - b->end < want && b->start > 0) { /* slide unread bytes down */
     memmove(b->data, b->data + b->start, len);
     b->start = 0;
@@ -43,7 +47,14 @@ ptrdiff_t csock_buf_findline(csock_Buffer *b) {
   return nl - (b->data + b->start);
 }
 
-void csock_buf_free(csock_Buffer *b) {
-  free(b->data);
+void csock_buf_release(csock_Buffer *b, csock_BufPool *pool) {
+  if (b->cap == CSOCK_BUF_CHUNK && pool != NULL && pool->n < CSOCK_POOL_MAX)
+    pool->blocks[pool->n++] = b->data;
+  else
+    free(b->data);
   memset(b, 0, sizeof *b);
+}
+
+void csock_pool_free(csock_BufPool *pool) {
+  while (pool->n > 0) free(pool->blocks[--pool->n]);
 }

@@ -17,6 +17,15 @@ typedef struct csock_Buffer {
 } csock_Buffer;
 
 #define CSOCK_BUF_CHUNK 16384
+#define CSOCK_POOL_MAX 256
+
+/* Spare CHUNK-sized blocks, so that a buffer emptied by every request and
+ * filled by the next one costs no malloc/free (nor the brk calls behind
+ * them), and an idle connection holds no buffer at all. */
+typedef struct csock_BufPool {
+  char *blocks[CSOCK_POOL_MAX];
+  int n;
+} csock_BufPool;
 
 static inline size_t csock_buf_len(const csock_Buffer *b) { return b->end - b->start; }
 static inline const char *csock_buf_head(const csock_Buffer *b) { return b->data + b->start; }
@@ -25,9 +34,9 @@ static inline const char *csock_buf_head(const csock_Buffer *b) { return b->data
 void csock_buf_consume(csock_Buffer *b, size_t n);
 
 /* Room for at least `want` bytes after the unread ones (compacting first,
- * growing only when it must). Returns the free space and sets *avail, or
- * NULL when memory is short. */
-char *csock_buf_reserve(csock_Buffer *b, size_t want, size_t *avail);
+ * growing only when it must; a new buffer comes from the pool). Returns the
+ * free space and sets *avail, or NULL when memory is short. */
+char *csock_buf_reserve(csock_Buffer *b, size_t want, size_t *avail, csock_BufPool *pool);
 
 /* Marks n bytes written into the space csock_buf_reserve gave. */
 static inline void csock_buf_commit(csock_Buffer *b, size_t n) { b->end += n; }
@@ -36,7 +45,13 @@ static inline void csock_buf_commit(csock_Buffer *b, size_t n) { b->end += n; }
  * once are not searched again when more arrive. */
 ptrdiff_t csock_buf_findline(csock_Buffer *b);
 
-/* Frees the memory; the buffer stays usable (empty). */
-void csock_buf_free(csock_Buffer *b);
+/* Drops the contents and gives the memory back (to the pool if it is a
+ * standard block and the pool has room); the buffer stays usable. */
+void csock_buf_release(csock_Buffer *b, csock_BufPool *pool);
+/* Gives the memory back only if nothing is buffered. */
+static inline void csock_buf_trim(csock_Buffer *b, csock_BufPool *pool) {
+  if (b->data != 0 && b->start == b->end) csock_buf_release(b, pool);
+}
+void csock_pool_free(csock_BufPool *pool);
 
 #endif

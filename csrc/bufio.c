@@ -92,7 +92,7 @@ static int try_format(lua_State *L, csock_Socket *s, int idx, size_t *want) {
 static ssize_t fill(csock_Socket *s, size_t want) {
   if (s->drained) return -EAGAIN;
   size_t avail;
-  char *p = csock_buf_reserve(&s->in, want, &avail);
+  char *p = csock_buf_reserve(&s->in, want, &avail, csock_pool(s));
   if (p == NULL) return -ENOMEM;
   ssize_t n = csock_sys_recv(s->fd, p, avail);
   if (n > 0) {
@@ -129,6 +129,7 @@ static int doread(lua_State *L, int status, int nf, lua_KFunction k) {
     }
     if (csock_wait(L, s, CSOCK_DIR_READ, nf, k)) break;
   }
+  csock_buf_trim(&s->in, csock_pool(s)); /* an idle connection holds no buffer */
   return lua_gettop(L) - base;
 }
 
@@ -213,6 +214,7 @@ static int write_k(lua_State *L, int status, lua_KContext ctx) {
     }
     if ((r = csock_wait(L, s, CSOCK_DIR_WRITE, (lua_KContext)sent, write_k))) return r;
   }
+  csock_buf_trim(&s->out, csock_pool(s));
   lua_settop(L, 1);
   return 1;
 }
@@ -239,7 +241,7 @@ static int l_write(lua_State *L) {
   if (csock_buf_len(&s->out) + total <= CSOCK_OUT_MAX && !s->flushing &&
       csock_current(s->loop, L) != NULL) {
     size_t avail;
-    char *p = csock_buf_reserve(&s->out, total, &avail);
+    char *p = csock_buf_reserve(&s->out, total, &avail, csock_pool(s));
     if (p != NULL) {
       for (int i = 2; i <= top; i++) {
         size_t len;

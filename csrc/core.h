@@ -51,6 +51,9 @@ typedef struct csock_Socket {
   struct csock_Socket *dirty_next, **dirty_prev;
 } csock_Socket;
 
+/* The buffer pool of the socket's loop (NULL once the loop is gone). */
+csock_BufPool *csock_pool(csock_Socket *s);
+
 /* socket.c */
 csock_Socket *csock_checksocket(lua_State *L, int idx); /* raises if closed */
 csock_Socket *csock_testsocket(lua_State *L, int idx);  /* NULL if not a socket */

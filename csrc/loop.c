@@ -86,6 +86,10 @@ int csock_suspend(lua_State *L, csock_Task *t, int64_t deadline, lua_KContext ct
 
 /* Sockets ---------------------------------------------------------------- */
 
+csock_BufPool *csock_pool(csock_Socket *s) {
+  return s->loop && s->loop->poller ? &s->loop->pool : NULL;
+}
+
 void csock_rewatch(csock_Socket *s) {
   csock_Loop *loop = s->loop;
   if (loop == NULL || loop->poller == NULL || s->fd < 0) return;
@@ -137,11 +141,9 @@ static void flush_socket(csock_Socket *s) {
   s->flushing = 0;
   if (r < 0 && csock_sys_again(r)) {
     s->flushing = 1; /* the rest goes when the kernel has room */
-  } else if (r < 0) {
-    s->out_err = -r;
-    csock_buf_free(&s->out);
   } else {
-    csock_buf_free(&s->out);
+    if (r < 0) s->out_err = -r;
+    csock_buf_release(&s->out, csock_pool(s));
   }
   if (was != s->flushing) csock_rewatch(s);
 }
@@ -158,7 +160,8 @@ void csock_detach(csock_Socket *s) {
   csock_Loop *loop = s->loop;
   unmark_dirty(s);
   if (csock_buf_len(&s->out) > 0) csock_flushnow(s); /* as far as it goes, never waiting */
-  csock_buf_free(&s->out);
+  csock_buf_release(&s->out, csock_pool(s));
+  csock_buf_release(&s->in, csock_pool(s));
   s->flushing = 0;
   csock_wakeall(&s->waiters[CSOCK_DIR_READ], CSOCK_WOKE_CLOSED);
   csock_wakeall(&s->waiters[CSOCK_DIR_WRITE], CSOCK_WOKE_CLOSED);
@@ -357,6 +360,7 @@ static int loop_gc(lua_State *L) {
   loop->ops->destroy(loop->poller);
   loop->poller = NULL;
   csock_heap_free(&loop->heap);
+  csock_pool_free(&loop->pool);
   pthread_mutex_destroy(&loop->lock);
   pthread_cond_destroy(&loop->idle);
   return 0;

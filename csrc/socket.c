@@ -92,7 +92,6 @@ static int l_close(lua_State *L) {
     int fd = s->fd;
     csock_detach(s); /* sends what output it can, wakes waiters with "closed" */
     s->fd = -1;
-    csock_buf_free(&s->in);
     if (s->lingers) csock_sys_close_detached(fd); /* close() never blocks */
     else csock_sys_close(fd);
   }

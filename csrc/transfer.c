@@ -187,6 +187,7 @@ static int l_recv(lua_State *L) {
     if (want > buffered) want = buffered;
     lua_pushlstring(L, csock_buf_head(&s->in), want);
     csock_buf_consume(&s->in, want);
+    csock_buf_trim(&s->in, csock_pool(s));
     return 1;
   }
   lua_settop(L, 1);

@@ -7,17 +7,29 @@ local body = "Hello, World!\n"
 local response = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: "
   .. #body .. "\r\n\r\n" .. body
 
+-- Reads one request's headers: its body length, and whether to close after.
+-- Only Content-Length and Connection matter, so other headers (the first
+-- letter is not C) are skipped without parsing them.
+local function headers(conn)
+  local length, close = 0, false
+  while true do
+    local line = conn:read("l")
+    if line == nil then return nil end
+    if line == "" then return length, close end
+    local c = line:byte(1)
+    if c == 67 or c == 99 then
+      local name, value = line:match("^(%S+):%s*(.-)%s*$")
+      name = name and name:lower()
+      if name == "content-length" then length = math.tointeger(tonumber(value)) or 0 end
+      if name == "connection" then close = value:lower() == "close" end
+    end
+  end
+end
+
 csock.listen("0.0.0.0", port, function(conn)
   while conn:read("l") do -- the request line
-    local length, close = 0, false
-    for header in conn:lines() do
-      if header == "" then break end
-      local name, value = header:match("^([^:]+):%s*(.-)%s*$")
-      name = name and name:lower()
-      if name == "content-length" then length = tonumber(value) or 0 end
-      if name == "connection" and value:lower() == "close" then close = true end
-    end
-    if length > 0 and not conn:read(length) then return end -- a body we ignore
+    local length, close = headers(conn)
+    if length == nil or (length > 0 and not conn:read(length)) then return end
     conn:write(response)
     if close then return end
   end
