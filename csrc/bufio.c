@@ -86,13 +86,50 @@ static int try_format(lua_State *L, csock_Socket *s, int idx, size_t *want) {
   }
 }
 
+/* A read call on a socket with nothing buffered receives straight into the
+ * loop's scratch space; only the bytes it leaves unread move to a buffer of
+ * the socket's own, when it returns or waits. A request that arrives whole
+ * thus never allocates, and an idle connection holds no buffer. */
+static void borrow(csock_Socket *s) {
+  csock_Loop *loop = s->loop;
+  if (s->in.data != NULL || loop == NULL || loop->scratch_busy) return;
+  loop->scratch_busy = 1; /* a __gc running meanwhile reads without it */
+  s->in.data = loop->scratch;
+  s->in.cap = CSOCK_SCRATCH;
+  s->in.start = s->in.end = s->in.scanned = 0;
+  s->borrowed = 1;
+}
+
+static int giveback(csock_Socket *s) {
+  if (!s->borrowed) return 0;
+  csock_Buffer own = {0};
+  size_t len = csock_buf_len(&s->in), avail;
+  int r = 0;
+  if (len > 0) {
+    char *p = csock_buf_reserve(&own, len, &avail, csock_pool(s));
+    if (p != NULL) {
+      memcpy(p, csock_buf_head(&s->in), len);
+      csock_buf_commit(&own, len);
+      own.scanned = s->in.scanned;
+    } else {
+      r = -ENOMEM;
+    }
+  }
+  s->in = own;
+  s->borrowed = 0;
+  s->loop->scratch_busy = 0;
+  return r;
+}
+
 /* One recv into the buffer: bytes read, 0 at EOF, or -errno. A read that
  * did not fill the space means the kernel's queue is empty: the next fill
  * waits for readiness first instead of paying for a recv that says EAGAIN. */
 static ssize_t fill(csock_Socket *s, size_t want) {
   if (s->drained) return -EAGAIN;
-  size_t avail;
-  char *p = csock_buf_reserve(&s->in, want, &avail, csock_pool(s));
+  borrow(s);
+  if (s->borrowed && s->in.cap - s->in.end < want && giveback(s) < 0) return -ENOMEM;
+  size_t avail = s->in.cap - s->in.end;
+  char *p = s->borrowed ? s->in.data + s->in.end : csock_buf_reserve(&s->in, want, &avail, csock_pool(s));
   if (p == NULL) return -ENOMEM;
   ssize_t n = csock_sys_recv(s->fd, p, avail);
   if (n > 0) {
@@ -112,6 +149,7 @@ static int doread(lua_State *L, int status, int nf, lua_KFunction k) {
     csock_checksocket(L, 1)->drained = 0;
   }
   csock_Socket *s = csock_checksocket(L, 1);
+  giveback(s); /* in case an earlier read raised while it had the scratch */
   while (lua_gettop(L) - base < nf) {
     size_t want;
     int st = try_format(L, s, 2 + lua_gettop(L) - base, &want);
@@ -123,12 +161,13 @@ static int doread(lua_State *L, int status, int nf, lua_KFunction k) {
       if (s->type == SOCK_STREAM) s->eof = 1;
       continue;
     }
-    if (!csock_sys_again((int)n)) {
+    if (!csock_sys_again((int)n) || (n = giveback(s)) < 0) {
       csock_oserror(L, (int)n);
       break;
     }
     if (csock_wait(L, s, CSOCK_DIR_READ, nf, k)) break;
   }
+  if (giveback(s) < 0) return csock_oserror(L, ENOMEM);
   csock_buf_trim(&s->in, csock_pool(s)); /* an idle connection holds no buffer */
   return lua_gettop(L) - base;
 }

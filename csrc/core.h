@@ -38,6 +38,7 @@ typedef struct csock_Socket {
   size_t readlimit;  /* longest line read/lines will buffer */
   int eof;           /* the buffered reader saw the peer's end of stream */
   int drained;       /* a short read emptied the kernel's queue: wait before the next recv */
+  int borrowed;      /* `in` is the loop's scratch space for the length of one read call */
   int lingers;       /* SO_LINGER set with a time: close(2) would block */
   csock_Buffer in;   /* received, not yet taken */
   /* the loop's side */
@@ -53,6 +54,10 @@ typedef struct csock_Socket {
 
 /* The buffer pool of the socket's loop (NULL once the loop is gone). */
 csock_BufPool *csock_pool(csock_Socket *s);
+/* The loop's scratch space for one recv of up to `want` bytes, or a fresh
+ * allocation (*owned, to free) while a reader has borrowed the scratch;
+ * NULL when memory is short. */
+char *csock_recvspace(csock_Socket *s, size_t want, char **owned);
 
 /* socket.c */
 csock_Socket *csock_checksocket(lua_State *L, int idx); /* raises if closed */

@@ -90,6 +90,12 @@ csock_BufPool *csock_pool(csock_Socket *s) {
   return s->loop && s->loop->poller ? &s->loop->pool : NULL;
 }
 
+char *csock_recvspace(csock_Socket *s, size_t want, char **owned) {
+  *owned = NULL;
+  if (s->loop && !s->loop->scratch_busy && want <= CSOCK_SCRATCH) return s->loop->scratch;
+  return *owned = malloc(want ? want : 1);
+}
+
 void csock_rewatch(csock_Socket *s) {
   csock_Loop *loop = s->loop;
   if (loop == NULL || loop->poller == NULL || s->fd < 0) return;
@@ -161,6 +167,11 @@ void csock_detach(csock_Socket *s) {
   unmark_dirty(s);
   if (csock_buf_len(&s->out) > 0) csock_flushnow(s); /* as far as it goes, never waiting */
   csock_buf_release(&s->out, csock_pool(s));
+  if (s->borrowed) { /* a read that raised (out of memory) left the scratch lent */
+    memset(&s->in, 0, sizeof s->in);
+    s->borrowed = 0;
+    if (loop) loop->scratch_busy = 0;
+  }
   csock_buf_release(&s->in, csock_pool(s));
   s->flushing = 0;
   csock_wakeall(&s->waiters[CSOCK_DIR_READ], CSOCK_WOKE_CLOSED);

@@ -72,6 +72,7 @@ struct csock_Loop {
   /* recv/recvfrom land here, then become Lua strings: no allocation per
    * call, and nothing on the Lua stack that a yield could strand. */
   char scratch[CSOCK_SCRATCH];
+  int scratch_busy;          /* a socket's reader has borrowed it (see bufio.c) */
   csock_BufPool pool;        /* spare buffer blocks for sockets' in and out */
   /* name resolution on helper threads */
   csock_Watch wakeup;        /* an eventfd the threads poke */

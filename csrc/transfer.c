@@ -5,6 +5,7 @@
  * the _k continuation) and try again.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <sys/socket.h>
 
 #include "loop.h"
@@ -166,13 +167,16 @@ static int recv_k(lua_State *L, int status, lua_KContext ctx) {
   else if (s->drained && (r = csock_wait(L, s, CSOCK_DIR_READ, 0, recv_k))) return r;
   if (want > CSOCK_SCRATCH) want = CSOCK_SCRATCH;
   for (;;) {
-    char *p = s->loop->scratch;
+    char *owned, *p = csock_recvspace(s, want, &owned);
+    if (p == NULL) return csock_oserror(L, ENOMEM);
     ssize_t n = csock_sys_recv(s->fd, p, want);
     if (n > 0 || (n == 0 && (s->type == SOCK_DGRAM || want == 0))) {
       s->drained = (size_t)n < want && s->type == SOCK_STREAM;
       lua_pushlstring(L, p, (size_t)n);
+      free(owned);
       return 1;
     }
+    free(owned);
     if (n == 0) return csock_closed(L);
     if (!csock_sys_again((int)n)) return csock_oserror(L, (int)n);
     if ((r = csock_wait(L, s, CSOCK_DIR_READ, 0, recv_k))) return r;
@@ -268,11 +272,13 @@ static int recvfrom_k(lua_State *L, int status, lua_KContext ctx) {
   for (;;) {
     struct sockaddr_storage ss;
     socklen_t sslen = sizeof ss;
-    char *p = s->loop->scratch;
+    char *owned, *p = csock_recvspace(s, want, &owned);
+    if (p == NULL) return csock_oserror(L, ENOMEM);
     ssize_t n = csock_sys_recvfrom(s->fd, p, want, (struct sockaddr *)&ss, &sslen);
+    if (n >= 0) lua_pushlstring(L, p, (size_t)n);
+    free(owned);
     if (n == 0 && s->type == SOCK_STREAM && want > 0) return csock_closed(L);
     if (n >= 0) {
-      lua_pushlstring(L, p, (size_t)n);
       if (sslen == 0) return 1; /* a stream socket has no sender address */
       return 1 + csock_pushaddr(L, (struct sockaddr *)&ss, sslen);
     }
