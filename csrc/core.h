@@ -63,6 +63,7 @@ char *csock_recvspace(csock_Socket *s, size_t want, char **owned);
 csock_Socket *csock_checksocket(lua_State *L, int idx); /* raises if closed */
 csock_Socket *csock_testsocket(lua_State *L, int idx);  /* NULL if not a socket */
 csock_Socket *csock_newsocket(lua_State *L, int fd, int family, int type);
+void csock_close(csock_Socket *s); /* idempotent, never blocks */
 int csock_checkfamily(lua_State *L, int idx);
 const char *csock_familyname(int family);
 void csock_open_socket(lua_State *L);

@@ -245,9 +245,7 @@ static void finish(lua_State *L, csock_Task *t, int ok, int nres) {
       lua_pop(L, 1);
     }
   }
-  /* The thread is not needed any more; the userdata lives while referenced. */
-  lua_pushnil(L);
-  lua_setiuservalue(L, taskidx, 1);
+  csock_task_ended(L, t, taskidx);
   t->co = NULL;
   luaL_unref(L, LUA_REGISTRYINDEX, t->ref);
   t->ref = LUA_NOREF;

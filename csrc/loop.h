@@ -47,6 +47,7 @@ struct csock_Task {
   int ref;                   /* registry ref to the task userdata while not done */
   int failed;
   int is_main;               /* csock.run(fn)'s task: its error is run's */
+  int is_conn;               /* a csock.listen connection's task (see tasks.c) */
   csock_Task *next_ready;
   csock_Task **wait_list;    /* the list this task waits in, if any */
   csock_Socket *waitsock;    /* the socket that list belongs to, if any */
@@ -74,6 +75,7 @@ struct csock_Loop {
   char scratch[CSOCK_SCRATCH];
   int scratch_busy;          /* a socket's reader has borrowed it (see bufio.c) */
   csock_BufPool pool;        /* spare buffer blocks for sockets' in and out */
+  int nthreads;              /* finished tasks' coroutines kept for reuse */
   /* name resolution on helper threads */
   csock_Watch wakeup;        /* an eventfd the threads poke */
   pthread_mutex_t lock;
@@ -125,6 +127,10 @@ int csock_waitfd_end(lua_State *L, int idx);
 /* tasks.c: makes a task of the function and its nargs arguments on top of
  * L's stack (replacing them with the task) and queues it. */
 csock_Task *csock_newtask(lua_State *L, csock_Loop *loop, int nargs);
+/* tasks.c: a task ended (its outcome is stored): end what it owned, and
+ * keep its coroutine for reuse. The task userdata is at taskidx. */
+void csock_task_ended(lua_State *L, csock_Task *t, int taskidx);
+
 /* signals.c: the signalfd is readable; run the handlers. */
 void csock_signal_dispatch(lua_State *L, csock_Loop *loop);
 void csock_signal_close(csock_Loop *loop);

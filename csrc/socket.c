@@ -86,8 +86,7 @@ static int l_socket(lua_State *L) {
 }
 
 /* close, __gc and __close: idempotent, never blocks. */
-static int l_close(lua_State *L) {
-  csock_Socket *s = tosocket(L, 1);
+void csock_close(csock_Socket *s) {
   if (s->fd >= 0) {
     int fd = s->fd;
     csock_detach(s); /* sends what output it can, wakes waiters with "closed" */
@@ -95,6 +94,10 @@ static int l_close(lua_State *L) {
     if (s->lingers) csock_sys_close_detached(fd); /* close() never blocks */
     else csock_sys_close(fd);
   }
+}
+
+static int l_close(lua_State *L) {
+  csock_close(tosocket(L, 1));
   lua_pushboolean(L, 1);
   return 1;
 }

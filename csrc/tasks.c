@@ -26,21 +26,74 @@ static csock_Loop *checkidle(lua_State *L, const char *what) {
   return loop;
 }
 
+typedef struct Cond {
+  csock_Task *waiters;
+} Cond;
+
 /* Tasks ------------------------------------------------------------------ */
 
-/* Makes a task of the function and its nargs arguments on top of L's
- * stack (replacing them with the task) and queues it. */
-csock_Task *csock_newtask(lua_State *L, csock_Loop *loop, int nargs) {
+static const char task_mt_key = 'T';  /* registry: the task metatable */
+static const char threads_key = 'C';  /* registry: coroutines kept for reuse */
+#define KEEP_THREADS 256
+
+/* A coroutine for a new task: a finished task's, or a new one. Pushed. */
+static lua_State *pushthread(lua_State *L, csock_Loop *loop) {
+  if (loop->nthreads == 0) return lua_newthread(L);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &threads_key);
+  lua_rawgeti(L, -1, loop->nthreads);
+  lua_pushnil(L);
+  lua_rawseti(L, -3, loop->nthreads--);
+  lua_remove(L, -2);
+  return lua_tothread(L, -1);
+}
+
+void csock_task_ended(lua_State *L, csock_Task *t, int taskidx) {
+  csock_Loop *loop = t->loop;
+  if (t->is_conn) { /* close the connection, free its place in the server */
+    lua_getiuservalue(L, taskidx, 4);
+    csock_close((csock_Socket *)lua_touserdata(L, -1));
+    lua_getiuservalue(L, taskidx, 3);
+    lua_getfield(L, -1, "connections");
+    lua_pushinteger(L, lua_tointeger(L, -1) - 1);
+    lua_setfield(L, -3, "connections");
+    lua_getfield(L, -2, "slots");
+    Cond *c = (Cond *)luaL_testudata(L, -1, CSOCK_COND_MT);
+    if (c != NULL && c->waiters != NULL) {
+      csock_Task *w = c->waiters;
+      c->waiters = w->next_wait;
+      w->wait_list = NULL;
+      w->next_wait = NULL;
+      csock_schedule(w, CSOCK_WOKE_READY);
+    }
+    lua_pop(L, 4);
+  }
+  /* A finished coroutine (its stack unwound, <close> variables closed) can
+   * run the next task: no allocation per connection. */
+  lua_getiuservalue(L, taskidx, 1);
+  lua_State *co = lua_tothread(L, -1);
+  if (co != NULL && lua_status(co) == LUA_OK && loop->nthreads < KEEP_THREADS) {
+    lua_settop(co, 0);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &threads_key);
+    lua_insert(L, -2);
+    lua_rawseti(L, -2, ++loop->nthreads);
+  }
+  lua_pop(L, 1);
+  lua_pushnil(L);
+  lua_setiuservalue(L, taskidx, 1);
+}
+
+static csock_Task *maketask(lua_State *L, csock_Loop *loop, int nargs, int nuv) {
   int base = lua_gettop(L) - nargs; /* the function */
-  csock_Task *t = (csock_Task *)lua_newuserdatauv(L, sizeof *t, 2);
+  csock_Task *t = (csock_Task *)lua_newuserdatauv(L, sizeof *t, nuv);
   memset(t, 0, sizeof *t);
   t->deadline.index = -1;
   t->deadline.kind = CSOCK_HEAP_TASK;
   t->loop = loop;
   t->ref = LUA_NOREF;
-  luaL_setmetatable(L, CSOCK_TASK_MT);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &task_mt_key);
+  lua_setmetatable(L, -2);
   lua_insert(L, base);                 /* task, fn, args... */
-  lua_State *co = lua_newthread(L);
+  lua_State *co = pushthread(L, loop);
   lua_insert(L, base + 1);             /* task, thread, fn, args... */
   lua_xmove(L, co, nargs + 1);
   lua_setiuservalue(L, base, 1);       /* the thread */
@@ -51,6 +104,30 @@ csock_Task *csock_newtask(lua_State *L, csock_Loop *loop, int nargs) {
   loop->alive++;
   csock_schedule(t, CSOCK_WOKE_READY);
   return t;
+}
+
+csock_Task *csock_newtask(lua_State *L, csock_Loop *loop, int nargs) {
+  return maketask(L, loop, nargs, 2);
+}
+
+/* csock.core._serve(server, handler, conn, host, port): runs
+ * handler(conn, host, port) as a task that, however it ends, closes conn,
+ * lowers server.connections and wakes a task waiting in server.slots:
+ * csock.listen's per-connection task with no Lua wrapper around it. */
+static int l_serve(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  csock_checksocket(L, 3);
+  lua_settop(L, 5);
+  lua_pushvalue(L, 3);
+  lua_insert(L, 1); /* conn, server, handler, conn, host, port */
+  csock_Task *t = maketask(L, csock_getloop(L), 3, 4); /* conn, server, task */
+  t->is_conn = 1;
+  lua_pushvalue(L, 2);
+  lua_setiuservalue(L, 3, 3);
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, 3, 4);
+  return 1;
 }
 
 static int l_spawn(lua_State *L) {
@@ -273,10 +350,6 @@ static int tm_active(lua_State *L) {
 
 /* Conditions -------------------------------------------------------------- */
 
-typedef struct Cond {
-  csock_Task *waiters;
-} Cond;
-
 static int l_cond(lua_State *L) {
   Cond *c = (Cond *)lua_newuserdatauv(L, sizeof *c, 0);
   c->waiters = NULL;
@@ -333,7 +406,7 @@ static const luaL_Reg functions[] = {
   {"spawn", l_spawn},   {"run", l_run},         {"step", l_step},
   {"stop", l_stop},     {"sleep", l_sleep},     {"timer", l_timer},
   {"onerror", l_onerror}, {"pollfd", l_pollfd}, {"backend", l_backend},
-  {"cond", l_cond},     {NULL, NULL},
+  {"cond", l_cond},     {"_serve", l_serve},    {NULL, NULL},
 };
 
 static void newclass(lua_State *L, const char *name, const luaL_Reg *methods) {
@@ -354,6 +427,11 @@ void csock_open_tasks(lua_State *L) {
   luaL_getmetatable(L, CSOCK_TASK_MT);
   lua_pushcfunction(L, t_tostring);
   lua_setfield(L, -2, "__tostring");
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &task_mt_key);
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &threads_key) == LUA_TNIL) {
+    lua_newtable(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &threads_key);
+  }
   lua_pop(L, 1);
   newclass(L, CSOCK_TIMER_MT, timer_methods);
   newclass(L, CSOCK_COND_MT, cond_methods);

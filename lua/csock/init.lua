@@ -91,23 +91,6 @@ function Server:getsockname()
   return self.socket:getsockname()
 end
 
--- Closes the connection however the handler ends (return, error, or its
--- task being torn down), and frees its slot for maxconnections.
-local Guard = {
-  __close = function(g)
-    local server = g.server
-    g.conn:close()
-    server.connections = server.connections - 1
-    server.slots:signal()
-  end,
-}
-
-local function serve(server, handler, conn, host, port)
-  local guard <close> = setmetatable({ server = server, conn = conn }, Guard)
-  if server.timeout then conn:settimeout(server.timeout) end
-  return handler(conn, host, port)
-end
-
 local function accept_loop(server, handler, max)
   local sock = server.socket
   while not server.closed do
@@ -115,7 +98,10 @@ local function accept_loop(server, handler, max)
     local conn, host, port = sock:accept()
     if conn then
       server.connections = server.connections + 1
-      core.spawn(serve, server, handler, conn, host, port)
+      if server.timeout then conn:settimeout(server.timeout) end
+      -- handler(conn, host, port) in a task of its own, which closes conn
+      -- and gives its place back however the handler ends
+      core._serve(server, handler, conn, host, port)
     elseif server.closed then
       return
     else
