@@ -47,6 +47,53 @@ ptrdiff_t csock_buf_findline(csock_Buffer *b) {
   return nl - (b->data + b->start);
 }
 
+#define FILL_MAX (1024 * 1024) /* the most one recv asks for */
+
+int csock_buf_scan(csock_Buffer *b, int fmt, size_t count, size_t limit, int eof,
+                   size_t *take, size_t *keep, size_t *want) {
+  size_t len = b->end - b->start;
+  *want = CSOCK_BUF_CHUNK;
+  switch (fmt) {
+    case CSOCK_FMT_LINE:
+    case CSOCK_FMT_LINE_KEEP: {
+      ptrdiff_t nl = csock_buf_findline(b);
+      if (nl >= 0 && (size_t)nl < limit) {
+        *take = *keep = (size_t)nl + 1;
+        if (fmt == CSOCK_FMT_LINE) {
+          *keep = (size_t)nl;
+          if (*keep > 0 && b->data[b->start + *keep - 1] == '\r') (*keep)--;
+        }
+        return CSOCK_SCAN_DONE;
+      }
+      if (nl >= 0 || len >= limit) return CSOCK_SCAN_TOOLONG;
+      if (!eof) return CSOCK_SCAN_NEED;
+      if (len == 0) return CSOCK_SCAN_EOF;
+      *take = *keep = len; /* the last line need not end in "\n" */
+      return CSOCK_SCAN_DONE;
+    }
+    case CSOCK_FMT_COUNT:
+      if (count == 0 && len == 0 && eof) return CSOCK_SCAN_EOF; /* as file:read(0) */
+      if (len >= count) {
+        *take = *keep = count;
+        return CSOCK_SCAN_DONE;
+      }
+      if (!eof) {
+        if (count - len > *want) *want = count - len > FILL_MAX ? FILL_MAX : count - len;
+        return CSOCK_SCAN_NEED;
+      }
+      if (len == 0) return CSOCK_SCAN_EOF;
+      *take = *keep = len;
+      return CSOCK_SCAN_DONE;
+    default: /* CSOCK_FMT_ALL */
+      if (!eof) {
+        if (len > *want) *want = len > FILL_MAX ? FILL_MAX : len; /* grow geometrically */
+        return CSOCK_SCAN_NEED;
+      }
+      *take = *keep = len;
+      return CSOCK_SCAN_DONE;
+  }
+}
+
 void csock_buf_release(csock_Buffer *b, csock_BufPool *pool) {
   if (b->cap == CSOCK_BUF_CHUNK && pool != NULL && pool->n < CSOCK_POOL_MAX)
     pool->blocks[pool->n++] = b->data;

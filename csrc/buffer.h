@@ -45,6 +45,20 @@ static inline void csock_buf_commit(csock_Buffer *b, size_t n) { b->end += n; }
  * once are not searched again when more arrive. */
 ptrdiff_t csock_buf_findline(csock_Buffer *b);
 
+/* Read formats, as sock:read names them: "l", "L", "a", a count. */
+enum { CSOCK_FMT_LINE, CSOCK_FMT_LINE_KEEP, CSOCK_FMT_ALL, CSOCK_FMT_COUNT };
+/* What the buffered bytes say about one format. */
+enum { CSOCK_SCAN_DONE, CSOCK_SCAN_NEED, CSOCK_SCAN_EOF, CSOCK_SCAN_TOOLONG };
+
+/* Decides one read format against the unread bytes: DONE (consume *take
+ * bytes, the first *keep of which are the value), NEED (more bytes: *want
+ * is a good amount to ask the kernel for), EOF (nothing will come: the
+ * reader says "closed"), TOOLONG (no newline within `limit` bytes; nothing
+ * is consumed). `eof`: the peer has ended the stream. A line loses its
+ * "\n" (and a "\r" before it) with CSOCK_FMT_LINE. */
+int csock_buf_scan(csock_Buffer *b, int fmt, size_t count, size_t limit, int eof,
+                   size_t *take, size_t *keep, size_t *want);
+
 /* Drops the contents and gives the memory back (to the pool if it is a
  * standard block and the pool has room); the buffer stays usable. */
 void csock_buf_release(csock_Buffer *b, csock_BufPool *pool);

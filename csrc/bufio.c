@@ -10,9 +10,7 @@
 #include "loop.h"
 
 #define WRITE_IOV 64     /* pieces per sendmsg */
-#define FILL_MAX (1024 * 1024)
 
-enum { FMT_LINE, FMT_LINE_KEEP, FMT_ALL, FMT_COUNT };
 enum { TRY_DONE, TRY_NEED, TRY_FAILED };
 
 /* Reads the format at idx; raises for an invalid one. */
@@ -21,68 +19,36 @@ static int checkformat(lua_State *L, int idx, size_t *count) {
     lua_Integer n = luaL_checkinteger(L, idx);
     luaL_argcheck(L, n >= 0, idx, "count must not be negative");
     *count = (size_t)n;
-    return FMT_COUNT;
+    return CSOCK_FMT_COUNT;
   }
   const char *f = luaL_checkstring(L, idx);
   if (*f == '*') f++; /* Lua 5.1/LuaSocket style "*l" */
   switch (*f) {
-    case 'l': return FMT_LINE;
-    case 'L': return FMT_LINE_KEEP;
-    case 'a': return FMT_ALL;
+    case 'l': return CSOCK_FMT_LINE;
+    case 'L': return CSOCK_FMT_LINE_KEEP;
+    case 'a': return CSOCK_FMT_ALL;
     default: return luaL_argerror(L, idx, "invalid format");
   }
-}
-
-static void take(lua_State *L, csock_Socket *s, size_t n, size_t keep) {
-  lua_pushlstring(L, csock_buf_head(&s->in), keep);
-  csock_buf_consume(&s->in, n);
 }
 
 /* Satisfies one format from the buffer if it can: pushes the value (DONE),
  * pushes a failure (FAILED), or asks for more bytes (NEED, *want set). */
 static int try_format(lua_State *L, csock_Socket *s, int idx, size_t *want) {
-  size_t count = 0, len = csock_buf_len(&s->in);
+  size_t count = 0, take, keep;
   int fmt = checkformat(L, idx, &count);
-  *want = CSOCK_BUF_CHUNK;
-  switch (fmt) {
-    case FMT_LINE:
-    case FMT_LINE_KEEP: {
-      ptrdiff_t nl = csock_buf_findline(&s->in);
-      if (nl >= 0 && (size_t)nl < s->readlimit) {
-        size_t keep = (size_t)nl + 1;
-        if (fmt == FMT_LINE) {
-          keep = (size_t)nl;
-          if (keep > 0 && csock_buf_head(&s->in)[keep - 1] == '\r') keep--;
-        }
-        take(L, s, (size_t)nl + 1, keep);
-        return TRY_DONE;
-      }
-      if (nl >= 0 || len >= s->readlimit) return csock_fail(L, "line too long"), TRY_FAILED;
-      if (!s->eof) return TRY_NEED;
-      if (len == 0) return csock_closed(L), TRY_FAILED;
-      take(L, s, len, len); /* the last line need not end in "\n" */
+  switch (csock_buf_scan(&s->in, fmt, count, s->readlimit, s->eof, &take, &keep, want)) {
+    case CSOCK_SCAN_DONE:
+      lua_pushlstring(L, csock_buf_head(&s->in), keep);
+      csock_buf_consume(&s->in, take);
       return TRY_DONE;
-    }
-    case FMT_COUNT:
-      if (count == 0 && len == 0 && s->eof) return csock_closed(L), TRY_FAILED; /* as file:read(0) */
-      if (len >= count) {
-        take(L, s, count, count);
-        return TRY_DONE;
-      }
-      if (!s->eof) {
-        if (count - len > *want) *want = count - len > FILL_MAX ? FILL_MAX : count - len;
-        return TRY_NEED;
-      }
-      if (len == 0) return csock_closed(L), TRY_FAILED;
-      take(L, s, len, len);
-      return TRY_DONE;
-    default: /* FMT_ALL */
-      if (!s->eof) {
-        if (len > *want) *want = len > FILL_MAX ? FILL_MAX : len; /* grow geometrically */
-        return TRY_NEED;
-      }
-      take(L, s, len, len);
-      return TRY_DONE;
+    case CSOCK_SCAN_NEED:
+      return TRY_NEED;
+    case CSOCK_SCAN_TOOLONG:
+      csock_fail(L, "line too long");
+      return TRY_FAILED;
+    default:
+      csock_closed(L);
+      return TRY_FAILED;
   }
 }
 
