@@ -41,8 +41,9 @@ DEBIAN_PKGS := lua5.4 liblua5.4-dev luarocks lua-busted make gcc clang libclang-
                python3 nodejs
 # busted, once per poll backend
 SPEC := CSOCK_BACKEND=epoll busted && CSOCK_BACKEND=poll busted
+SHELL := /bin/bash
 
-.PHONY: all clean deps demo test asan install examples bench
+.PHONY: all clean deps demo test asan install examples bench fuzz
 all: csock/core.so build/libcsock.a bin/csock
 
 build/embedded.c: csrc/embed_lua.lua lua/csock/init.lua lua/csock/host.lua
@@ -89,6 +90,35 @@ build/examples/embed: examples/embed/embed.c build/libcsock.a csrc/csock.h
 	  build/libcsock.a $(LUA_LIB) -lm -ldl $(LIBS)
 
 examples: build/examples/embed
+
+# libFuzzer harnesses (spec/fuzz/): the reader and addresses on their
+# Lua-free layers, options through the Lua API. Seeds live in
+# spec/fuzz/corpus/NAME, reproducers of fixed crashes in spec/fuzz/crashes/
+# (replayed first); new finds go to build/fuzz/.
+FUZZ_SECONDS ?= 20
+FUZZ_FLAGS   := -g -O1 -std=gnu11 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -I$(LUA_INCDIR) -Icsrc
+FUZZERS      := reader addr options
+build/fuzz/fuzz_reader: spec/fuzz/fuzz_reader.c csrc/buffer.c csrc/buffer.h
+	@mkdir -p build/fuzz
+	clang $(FUZZ_FLAGS) -o $@ spec/fuzz/fuzz_reader.c csrc/buffer.c
+build/fuzz/fuzz_addr: spec/fuzz/fuzz_addr.c csrc/addr.c csrc/addr.h
+	@mkdir -p build/fuzz
+	clang $(FUZZ_FLAGS) -o $@ spec/fuzz/fuzz_addr.c csrc/addr.c
+build/fuzz/fuzz_options: spec/fuzz/fuzz_options.c $(SRCS) build/embedded.c $(HDRS)
+	@mkdir -p build/fuzz
+	clang $(FUZZ_FLAGS) -o $@ spec/fuzz/fuzz_options.c $(SRCS) build/embedded.c $(LUA_LIB) -lm -ldl $(LIBS)
+
+fuzz: deps $(FUZZERS:%=build/fuzz/fuzz_%)
+	@set -e; for f in $(FUZZERS); do \
+	  mkdir -p spec/fuzz/corpus/$$f build/fuzz/new-$$f build/fuzz/crashes; \
+	  crashes=$$(ls spec/fuzz/crashes/$$f-* 2>/dev/null || true); \
+	  if [ -n "$$crashes" ]; then build/fuzz/fuzz_$$f $$crashes; fi; \
+	  echo "fuzz_$$f: $(FUZZ_SECONDS) s"; \
+	  build/fuzz/fuzz_$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    -artifact_prefix=build/fuzz/crashes/$$f- build/fuzz/new-$$f spec/fuzz/corpus/$$f \
+	    2>&1 | grep -E '^(stat::number_of_executed_units|#[0-9]+ +DONE)|ERROR|SUMMARY|^==' ; \
+	  test $${PIPESTATUS[0]:-0} -eq 0 || exit 1; \
+	done
 
 # Installs the Debian packages the build and the tests need, if missing.
 deps:

@@ -28,7 +28,10 @@ typedef struct csock_BufPool {
 } csock_BufPool;
 
 static inline size_t csock_buf_len(const csock_Buffer *b) { return b->end - b->start; }
-static inline const char *csock_buf_head(const csock_Buffer *b) { return b->data + b->start; }
+/* The unread bytes ("" when nothing was ever allocated: no NULL arithmetic). */
+static inline const char *csock_buf_head(const csock_Buffer *b) {
+  return b->data ? b->data + b->start : "";
+}
 
 /* Drops n unread bytes from the front. */
 void csock_buf_consume(csock_Buffer *b, size_t n);
