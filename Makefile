@@ -38,12 +38,12 @@ export LUA_PATH  := lua/?.lua;lua/?/init.lua;spec/?.lua;;
 export LUA_CPATH := ./?.so;;
 
 DEBIAN_PKGS := lua5.4 liblua5.4-dev luarocks lua-busted make gcc clang libclang-rt-14-dev \
-               python3 nodejs
+               python3 nodejs valgrind
 # busted, once per poll backend
 SPEC := CSOCK_BACKEND=epoll busted && CSOCK_BACKEND=poll busted
 SHELL := /bin/bash
 
-.PHONY: all clean deps demo test asan install examples bench fuzz
+.PHONY: all clean deps demo test asan valgrind install examples bench fuzz
 all: csock/core.so build/libcsock.a bin/csock
 
 build/embedded.c: csrc/embed_lua.lua lua/csock/init.lua lua/csock/host.lua
@@ -145,6 +145,16 @@ asan: deps
 	LD_PRELOAD="$$(clang -print-file-name=libclang_rt.asan-x86_64.so)" \
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	busted --cpath='build/asan/?.so'
+
+# memcheck over the whole spec on both backends: any error, or memory
+# definitely lost, fails. busted is run in this process (--ignore-lua), or
+# it would start lua5.4 again outside valgrind.
+VALGRIND := valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+            --show-leak-kinds=definite
+valgrind: deps
+	$(MAKE) all examples
+	CSOCK_BACKEND=epoll $(VALGRIND) $(LUA) /usr/bin/busted --ignore-lua
+	CSOCK_BACKEND=poll $(VALGRIND) $(LUA) /usr/bin/busted --ignore-lua
 
 bench: deps
 	bench/run

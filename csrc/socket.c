@@ -91,7 +91,7 @@ void csock_close(csock_Socket *s) {
     int fd = s->fd;
     csock_detach(s); /* sends what output it can, wakes waiters with "closed" */
     s->fd = -1;
-    if (s->lingers) csock_sys_close_detached(fd); /* close() never blocks */
+    if (s->lingers) csock_sys_close_nolinger(fd); /* close() never blocks */
     else csock_sys_close(fd);
   }
 }

@@ -38,11 +38,6 @@ int csock_sys_close(int fd) {
   return close(fd) < 0 && errno != EINTR ? -errno : 0;
 }
 
-static void *closer(void *arg) {
-  close((int)(intptr_t)arg);
-  return NULL;
-}
-
 int csock_sys_thread(void *(*fn)(void *), void *arg, size_t stack) {
   pthread_attr_t attr;
   pthread_t th;
@@ -58,8 +53,12 @@ int csock_sys_thread(void *(*fn)(void *), void *arg, size_t stack) {
   return -r;
 }
 
-void csock_sys_close_detached(int fd) {
-  if (csock_sys_thread(closer, (void *)(intptr_t)fd, 64 * 1024) < 0) close(fd);
+void csock_sys_close_nolinger(int fd) {
+  /* With SO_LINGER on, close(2) waits until the data is sent; with it off
+   * the kernel sends it all the same, after close returns. */
+  struct linger off = {0, 0};
+  setsockopt(fd, SOL_SOCKET, SO_LINGER, &off, sizeof off);
+  close(fd);
 }
 
 int csock_sys_bind(int fd, const struct sockaddr *sa, socklen_t len) {

@@ -25,9 +25,9 @@ int csock_sys_socket(int family, int type);
 int csock_sys_close(int fd);
 /* Starts a detached helper thread with every signal blocked; 0 or -errno. */
 int csock_sys_thread(void *(*fn)(void *), void *arg, size_t stack);
-/* Closes fd on a helper thread, for a socket whose close(2) would wait
- * out SO_LINGER; closes in place if no thread can be had. */
-void csock_sys_close_detached(int fd);
+/* Closes a socket whose SO_LINGER would make close(2) wait: the unsent
+ * data still goes out, in the background. */
+void csock_sys_close_nolinger(int fd);
 int csock_sys_bind(int fd, const struct sockaddr *sa, socklen_t len);
 int csock_sys_listen(int fd, int backlog);
 /* Starts a connect; -EINPROGRESS means "wait for writable, then ask

@@ -1,5 +1,6 @@
 -- Chat server: every line a client sends goes to all the other clients.
 -- Run from the repo root after `make`: lua5.4 examples/chat_server.lua [port]
+-- Or: bin/csock examples/chat_server.lua [port] (runs until Ctrl-C, which stops it cleanly)
 -- Try it with two or more `nc 127.0.0.1 3001`.
 local csock = require "csock"
 local port = tonumber(arg[1]) or 3001

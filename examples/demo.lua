@@ -1,5 +1,6 @@
 -- Demo (`make demo`): runs examples/tcp_server.lua and examples/tcp_client.lua as two processes talking on a free port.
 -- Run from the repo root after `make` (LUA_PATH/LUA_CPATH as in README): lua5.4 examples/demo.lua
+-- Or: bin/csock examples/demo.lua (then the server and client run under bin/csock too)
 local csock = require "csock"
 local lua = arg[-1] or "lua5.4"
 local port do -- a free port: bind to port 0, read back the one the kernel chose

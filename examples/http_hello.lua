@@ -1,5 +1,6 @@
 -- HTTP/1.1 server answering every request with a fixed body, keep-alive.
 -- Run from the repo root after `make`: lua5.4 examples/http_hello.lua [port]
+-- Or: bin/csock examples/http_hello.lua [port] (runs until Ctrl-C, which stops it cleanly)
 -- Try it with `curl http://127.0.0.1:8080/` or `wrk http://127.0.0.1:8080/`.
 local csock = require "csock"
 local port = tonumber(arg[1]) or 8080

@@ -1,6 +1,7 @@
 -- A small Redis: RESP inline and multibulk commands PING, ECHO, SET, GET,
 -- DEL (and an empty CONFIG GET, for redis-benchmark); pipelining for free.
 -- Run from the repo root after `make`: lua5.4 examples/redis_lite.lua [port]
+-- Or: bin/csock examples/redis_lite.lua [port] (runs until Ctrl-C, which stops it cleanly)
 -- Try it with `redis-cli -p 6380 set k v` or `redis-benchmark -p 6380`.
 local csock = require "csock"
 local port = tonumber(arg[1]) or 6380

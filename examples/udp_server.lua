@@ -1,5 +1,6 @@
 -- UDP server: receives one datagram, prints it, sends it back upper-cased, then exits.
 -- Run from the repo root after `make` (LUA_PATH/LUA_CPATH as in README): lua5.4 examples/udp_server.lua [port]
+-- Or: bin/csock examples/udp_server.lua [port]
 local csock = require "csock"
 local port = tonumber(arg[1]) or 12346
 local sock <close> = csock.socket("inet", "dgram")

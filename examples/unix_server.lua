@@ -1,5 +1,6 @@
 -- Unix-domain server: accepts one client on a socket file, reads one line, answers with a line, exits.
 -- Run from the repo root after `make` (LUA_PATH/LUA_CPATH as in README): lua5.4 examples/unix_server.lua [path]
+-- Or: bin/csock examples/unix_server.lua [path]
 local csock = require "csock"
 local path = arg[1] or "/tmp/csock-example.sock"
 os.remove(path) -- a socket file left by an earlier run would make bind fail
