@@ -81,9 +81,9 @@ CSOCK_API int csock_run(lua_State *L) {
 CSOCK_API int csock_step(lua_State *L, int timeout_ms) {
   csock_Loop *loop = csock_getloop(L);
   if (loop == NULL || loop->running) return 0;
-  loop->running = 1;
+  csock_loop_enter(loop);
   int r = csock_loop_step(L, loop, timeout_ms < 0 ? -1 : (int64_t)timeout_ms * 1000000);
-  loop->running = 0;
+  csock_loop_leave(loop);
   return r < 0 ? r : loop->alive > 0;
 }
 

@@ -151,7 +151,10 @@ static void flush_socket(csock_Socket *s) {
     if (r < 0) s->out_err = -r;
     csock_buf_release(&s->out, csock_pool(s));
   }
-  if (was != s->flushing) csock_rewatch(s);
+  if (was != s->flushing) {
+    s->loop->alive += s->flushing ? 1 : -1; /* output to send keeps the loop going */
+    csock_rewatch(s);
+  }
 }
 
 static void flush_dirty(csock_Loop *loop) {
@@ -173,6 +176,7 @@ void csock_detach(csock_Socket *s) {
     if (loop) loop->scratch_busy = 0;
   }
   csock_buf_release(&s->in, csock_pool(s));
+  if (s->flushing && loop) loop->alive--;
   s->flushing = 0;
   csock_wakeall(&s->waiters[CSOCK_DIR_READ], CSOCK_WOKE_CLOSED);
   csock_wakeall(&s->waiters[CSOCK_DIR_WRITE], CSOCK_WOKE_CLOSED);
@@ -334,10 +338,21 @@ static void dispatch(lua_State *L, csock_Loop *loop, int n) {
   }
 }
 
+void csock_loop_enter(csock_Loop *loop) {
+  loop->running = 1;
+  loop->stop = 0;
+  csock_signals_hold(loop);
+}
+
+void csock_loop_leave(csock_Loop *loop) {
+  csock_signals_release(loop);
+  loop->running = 0;
+}
+
 int csock_loop_step(lua_State *L, csock_Loop *loop, int64_t timeout_ns) {
   run_ready(L, loop);
   flush_dirty(loop);
-  if (loop->stop) return 0;
+  if (loop->stop || loop->alive == 0) return 0; /* nothing could wake a wait */
   if (loop->ready_head) timeout_ns = 0;
   csock_HeapNode *top = csock_heap_top(&loop->heap);
   if (top) {

@@ -85,7 +85,9 @@ struct csock_Loop {
   int resolving;             /* threads running, under lock */
   /* csock.signal: a signalfd for the signals scripts handle */
   csock_Watch signals;
-  sigset_t handled;          /* the signals csock blocked to read them from the fd */
+  sigset_t handled;          /* the signals scripts handle (csock.signal) */
+  sigset_t saved_mask;       /* the thread's mask before the loop started */
+  int holding;               /* the handled signals are blocked (the loop runs) */
 };
 
 /* The loop of this Lua state (created with the module). */
@@ -111,6 +113,14 @@ void csock_markdirty(csock_Socket *s);
 int csock_flushnow(csock_Socket *s);
 /* Before close: wakes waiters with "closed", drops watch and dirty mark. */
 void csock_detach(csock_Socket *s);
+
+/* Around every run/step/join: marks the loop running and, for that long,
+ * takes over the signals scripts handle (outside the loop they keep their
+ * usual effect, so a script blocked outside the loop still dies of ^C). */
+void csock_loop_enter(csock_Loop *loop);
+void csock_loop_leave(csock_Loop *loop);
+void csock_signals_hold(csock_Loop *loop);
+void csock_signals_release(csock_Loop *loop);
 
 /* One turn of the loop; timeout_ns < 0 waits as long as needed. */
 int csock_loop_step(lua_State *L, csock_Loop *loop, int64_t timeout_ns);

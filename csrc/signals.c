@@ -1,8 +1,10 @@
 /*
  * csock.signal(name, fn): a script's own signal handling, inside the loop.
- * The signal is blocked and read from a signalfd the loop watches, so no
- * Lua ever runs in a signal handler; fn(name) runs as a task. Only a
- * script's explicit call changes the process's signal mask.
+ * While the loop runs, the signal is blocked and read from a signalfd the
+ * loop watches, so no Lua ever runs in a signal handler; fn(name) runs as
+ * a task. Outside the loop the signal keeps its usual effect (a script
+ * blocked in plain code still dies of ^C). Only a script's explicit call
+ * changes the thread's signal mask, and only while the loop runs.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -57,12 +59,13 @@ static int l_signal(lua_State *L) {
   if (lua_isnil(L, 2)) { /* give the signal back its usual behaviour */
     if (sigismember(&loop->handled, signo)) {
       sigdelset(&loop->handled, signo);
-      pthread_sigmask(SIG_UNBLOCK, &one, NULL);
+      if (loop->holding && !sigismember(&loop->saved_mask, signo))
+        pthread_sigmask(SIG_UNBLOCK, &one, NULL);
       if (loop->signals.fd >= 0) update_fd(loop);
     }
   } else if (!sigismember(&loop->handled, signo)) {
     sigaddset(&loop->handled, signo);
-    pthread_sigmask(SIG_BLOCK, &one, NULL);
+    if (loop->holding) pthread_sigmask(SIG_BLOCK, &one, NULL);
     int r = update_fd(loop);
     if (r < 0) return csock_oserror(L, r);
   }
@@ -88,14 +91,25 @@ void csock_signal_dispatch(lua_State *L, csock_Loop *loop) {
   }
 }
 
+void csock_signals_hold(csock_Loop *loop) {
+  if (loop->holding) return;
+  pthread_sigmask(SIG_BLOCK, &loop->handled, &loop->saved_mask);
+  loop->holding = 1;
+}
+
+void csock_signals_release(csock_Loop *loop) {
+  if (!loop->holding) return;
+  pthread_sigmask(SIG_SETMASK, &loop->saved_mask, NULL);
+  loop->holding = 0;
+}
+
 void csock_signal_close(csock_Loop *loop) {
+  csock_signals_release(loop);
+  sigemptyset(&loop->handled);
   if (loop->signals.fd < 0) return;
   loop->ops->forget(loop->poller, &loop->signals);
   close(loop->signals.fd);
   loop->signals.fd = -1;
-  /* The Lua state is going: its signals go back to their usual behaviour. */
-  pthread_sigmask(SIG_UNBLOCK, &loop->handled, NULL);
-  sigemptyset(&loop->handled);
 }
 
 /* Expects the module table at -2 and the methods table at -1. */

@@ -159,12 +159,11 @@ static int pushoutcome(lua_State *L, int idx) {
 
 /* Runs the loop until pred says stop; raises the main task's error. */
 static void drive(lua_State *L, csock_Loop *loop, csock_Task *until) {
-  loop->running = 1;
-  loop->stop = 0;
+  csock_loop_enter(loop);
   int r = 0;
   while (!loop->stop && loop->alive > 0 && (until == NULL || until->state != CSOCK_TASK_DONE))
     if ((r = csock_loop_step(L, loop, -1)) < 0) break;
-  loop->running = 0;
+  csock_loop_leave(loop);
   if (loop->main_error != LUA_NOREF) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, loop->main_error);
     luaL_unref(L, LUA_REGISTRYINDEX, loop->main_error);
@@ -191,9 +190,9 @@ static int l_run(lua_State *L) {
 static int l_step(lua_State *L) {
   csock_Loop *loop = checkidle(L, "csock.step");
   int64_t timeout = lua_isnoneornil(L, 1) ? 0 : checkseconds(L, 1);
-  loop->running = 1;
+  csock_loop_enter(loop);
   int r = csock_loop_step(L, loop, timeout);
-  loop->running = 0;
+  csock_loop_leave(loop);
   if (r < 0) return csock_oserror(L, r);
   lua_pushboolean(L, loop->alive > 0);
   return 1;

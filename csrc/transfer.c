@@ -32,12 +32,13 @@ static int connect_k(lua_State *L, int status, lua_KContext ctx) {
  * when it has room: try again after a pause that grows (1 ms to 50 ms),
  * until the deadline. Stack: 1 socket, 2 the address bytes. */
 static int unix_retry_k(lua_State *L, int status, lua_KContext pause_ms) {
-  if (status == LUA_YIELD) lua_pop(L, 1); /* the pause's wake code */
+  int r;
+  if (status == LUA_YIELD && (r = csock_resumed(L))) return r; /* after a pause */
   csock_Socket *s = csock_checksocket(L, 1);
   size_t len;
   const char *sa = lua_tolstring(L, 2, &len);
   for (;;) {
-    int r = csock_sys_connect(s->fd, (const struct sockaddr *)sa, (socklen_t)len);
+    r = csock_sys_connect(s->fd, (const struct sockaddr *)sa, (socklen_t)len);
     if (r == -EINPROGRESS) {
       lua_settop(L, 1);
       return connect_k(L, LUA_OK, 0);

@@ -43,7 +43,11 @@ int csock_resumed(lua_State *L) {
   int how = (int)lua_tointeger(L, -1);
   lua_pop(L, 1);
   switch (how) {
-    case CSOCK_WOKE_READY: return 0;
+    case CSOCK_WOKE_READY: {
+      /* Woken, then closed by a task that ran first in the same turn. */
+      csock_Socket *s = csock_testsocket(L, 1);
+      return s != NULL && s->fd < 0 ? csock_closed(L) : 0;
+    }
     case CSOCK_WOKE_TIMEOUT: return csock_timeout(L);
     default: return csock_closed(L);
   }

@@ -4,7 +4,8 @@
  * SO_REUSEPORT, so the kernel spreads connections). A worker that dies is
  * started again, after a growing pause if it dies at once again. SIGINT or
  * SIGTERM to the parent passes SIGTERM to every worker, waits for them
- * (their graceful stop, plus a margin), and exits 0.
+ * (their graceful stop, plus a margin), and exits 0. A worker whose script
+ * simply finishes (exit status 0) is not started again.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -14,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 
 #include "host.h"
@@ -36,11 +38,17 @@ static double now(void) {
 
 /* In the child: returns 0 and the caller goes on to run the script. */
 static pid_t start(Worker *w, int index, const sigset_t *old) {
+  pid_t parent = getpid();
   pid_t pid = fork();
   if (pid == 0) {
     char id[16];
     snprintf(id, sizeof id, "%d", index + 1);
     setenv("CSOCK_WORKER", id, 1);
+    /* Its own process group: a terminal's ^C reaches only the parent, which
+     * stops workers once, gracefully. And it ends if the parent dies. */
+    setpgid(0, 0);
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != parent) _exit(EXIT_FAILURE);
     sigprocmask(SIG_SETMASK, old, NULL);
     return 0;
   }
@@ -87,6 +95,10 @@ void csock_host_supervise(int n, double grace) {
         if (w->pid != pid) continue;
         w->pid = 0;
         if (stop_by > 0) break;
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 0) { /* its script finished */
+          w->restart_at = -1;
+          break;
+        }
         int quick = t - w->started < QUICK_DEATH;
         w->backoff = quick ? (w->backoff > 0 ? w->backoff * 2 : 0.1) : 0;
         if (w->backoff > MAX_BACKOFF) w->backoff = MAX_BACKOFF;
@@ -97,13 +109,15 @@ void csock_host_supervise(int n, double grace) {
                 w->backoff > 0 ? " after a pause" : "");
       }
     }
-    int running = 0;
+    int running = 0, pending = 0;
     for (int i = 0; i < n; i++) {
       Worker *w = &workers[i];
-      if (w->pid == 0 && stop_by == 0 && t >= w->restart_at)
+      if (w->pid == 0 && stop_by == 0 && w->restart_at >= 0 && t >= w->restart_at)
         if (start(w, i, &old) == 0) { free(workers); return; }
       running += w->pid > 0;
+      pending += w->pid == 0 && w->restart_at >= 0;
     }
+    if (stop_by == 0 && running + pending == 0) exit(EXIT_SUCCESS); /* all scripts finished */
     if (stop_by > 0 && (running == 0 || t >= stop_by)) {
       for (int i = 0; i < n; i++)
         if (workers[i].pid > 0) kill(workers[i].pid, SIGKILL);

@@ -90,6 +90,9 @@ int main(int argc, char **argv) {
       fds[i].fd = services[i].L ? csock_pollfd(services[i].L) : -1;
       fds[i].events = POLLIN;
       int t = services[i].L ? csock_nexttimeout(services[i].L) : -1;
+      /* The poll(2) backend (CSOCK_BACKEND=poll) has no fd to watch: step
+       * it every few milliseconds instead. */
+      if (services[i].L && fds[i].fd < 0 && (t < 0 || t > 5)) t = 5;
       if (t >= 0 && (timeout < 0 || t < timeout)) timeout = t;
     }
     if (poll(fds, (nfds_t)n, timeout) < 0) continue;
