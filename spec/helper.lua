@@ -221,4 +221,47 @@ function H.first_diff(a, b)
   return n + 1
 end
 
+-- Runs `code` like H.spawn_peer and waits for it: output (stdout and stderr), exit code.
+function H.child(code, ...)
+  return H.spawn_peer(code, ...):finish()
+end
+
+-- Starts a long-running process in the background under `timeout <deadline>`
+-- (H.PEER_DEADLINE unless given): `cmd` is a shell command line run from the
+-- repository root, stdout and stderr merged into a pipe. Returns a server
+-- object: srv.pid (the `timeout` process, which passes a TERM on to its
+-- command), srv:line() reads one line of its output, srv:kill() ends it and
+-- returns the rest of its output.
+function H.start_bg(cmd, deadline)
+  local script = string.format("echo $$; exec timeout %d %s 2>&1", deadline or H.PEER_DEADLINE, cmd)
+  local srv = { pipe = assert(io.popen("exec sh -c " .. shell_quote(script), "r")) }
+  srv.pid = math.tointeger(tonumber(srv.pipe:read("l")))
+  function srv:line() return self.pipe:read("l") end
+  function srv:kill()
+    if self.pid then os.execute("kill " .. self.pid .. " 2>/dev/null") end
+    self.pid = nil
+    local out = self.pipe:read("a")
+    self.pipe:close()
+    return out
+  end
+  return srv
+end
+
+-- The shell command that runs a Lua file (or `-e` chunk) of this repository
+-- with the module paths of .busted and line-buffered stdout.
+function H.lua_cmd(rest)
+  local cpath = os.getenv("CSOCK_SPEC_CPATH") or "?.so"
+  return string.format("env LUA_PATH=%s LUA_CPATH=%s lua5.4 -e %s %s",
+    shell_quote(H.ROOT .. "/lua/?.lua;" .. H.ROOT .. "/lua/?/init.lua;" .. H.ROOT .. "/spec/?.lua;;"),
+    shell_quote(H.ROOT .. "/" .. cpath .. ";;"), shell_quote("io.stdout:setvbuf('line')"), rest)
+end
+
+-- Resident memory of this process now, in KiB (VmRSS).
+function H.rss_kib()
+  for line in io.lines("/proc/self/status") do
+    local kib = line:match("^VmRSS:%s*(%d+)")
+    if kib then return tonumber(kib) end
+  end
+end
+
 return H
