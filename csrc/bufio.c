@@ -100,7 +100,7 @@ static ssize_t fill(csock_Socket *s, size_t want) {
   ssize_t n = csock_sys_recv(s->fd, p, avail);
   if (n > 0) {
     csock_buf_commit(&s->in, (size_t)n);
-    s->drained = (size_t)n < avail && s->type == SOCK_STREAM;
+    s->drained = (size_t)n < avail && s->type == SOCK_STREAM && !s->hup;
   }
   return n;
 }

@@ -38,6 +38,7 @@ typedef struct csock_Socket {
   size_t readlimit;  /* longest line read/lines will buffer */
   int eof;           /* the buffered reader saw the peer's end of stream */
   int drained;       /* a short read emptied the kernel's queue: wait before the next recv */
+  int hup;           /* the loop saw the peer hang up (or an error): a short read proves nothing */
   int borrowed;      /* `in` is the loop's scratch space for the length of one read call */
   int lingers;       /* SO_LINGER set with a time: close(2) would block */
   csock_Buffer in;   /* received, not yet taken */

@@ -32,6 +32,7 @@ int csock_waitfd(lua_State *L, csock_Task *t, int fd, int want, int owned, int64
   fw->watch.fd = fd;
   fw->watch.kind = CSOCK_WATCH_FD;
   fw->loop = loop;
+  fw->want = want;
   fw->owned = owned;
   luaL_setmetatable(L, CSOCK_FDWATCH_MT);
   int r = loop->ops->watch(loop->poller, &fw->watch, want);

@@ -165,10 +165,79 @@ static void flush_dirty(csock_Loop *loop) {
   }
 }
 
-void csock_detach(csock_Socket *s) {
+/* Orphans: closed sockets with output left ----------------------------------
+ * close() never waits, yet output a task wrote must not be lost because the
+ * kernel's buffer was full at that moment: the loop keeps the fd (not the
+ * socket object) until the rest is sent, the peer fails, or ORPHAN_SECONDS
+ * pass, then closes it. Until then the loop counts it as alive. */
+#define ORPHAN_SECONDS 30
+
+struct csock_Orphan {
+  csock_Watch watch;          /* kind CSOCK_WATCH_ORPHAN */
+  csock_HeapNode deadline;    /* kind CSOCK_HEAP_ORPHAN */
+  csock_Buffer out;
+  int shut, lingers;
+  csock_Orphan *next, **prev;
+};
+
+static void orphan_end(csock_Loop *loop, csock_Orphan *o) {
+  if (o->watch.watched) loop->ops->forget(loop->poller, &o->watch);
+  csock_heap_remove(&loop->heap, &o->deadline);
+  if (o->lingers) csock_sys_close_nolinger(o->watch.fd);
+  else csock_sys_close(o->watch.fd);
+  csock_buf_release(&o->out, &loop->pool);
+  *o->prev = o->next;
+  if (o->next) o->next->prev = o->prev;
+  loop->alive--;
+  free(o);
+}
+
+static void orphan_flush(csock_Loop *loop, csock_Orphan *o) {
+  while (csock_buf_len(&o->out) > 0) {
+    ssize_t n = csock_sys_send(o->watch.fd, csock_buf_head(&o->out), csock_buf_len(&o->out));
+    if (n < 0 && csock_sys_again((int)n)) return; /* wait for room */
+    if (n < 0) break; /* the peer is gone: nothing more to do */
+    csock_buf_consume(&o->out, (size_t)n);
+  }
+  if (o->shut) shutdown(o->watch.fd, o->shut - 1);
+  orphan_end(loop, o);
+}
+
+/* Takes s's fd and unsent output; 0 if it can't (then the caller closes). */
+static int adopt(csock_Loop *loop, csock_Socket *s) {
+  csock_Orphan *o = calloc(1, sizeof *o);
+  if (o == NULL) return 0;
+  if (s->watch.watched) loop->ops->forget(loop->poller, &s->watch);
+  o->watch.fd = s->fd;
+  o->watch.kind = CSOCK_WATCH_ORPHAN;
+  o->deadline.index = -1;
+  o->deadline.kind = CSOCK_HEAP_ORPHAN;
+  if (loop->ops->watch(loop->poller, &o->watch, CSOCK_WANT_WRITE) < 0 ||
+      csock_heap_set(&loop->heap, &o->deadline, csock_sys_now() + (int64_t)ORPHAN_SECONDS * 1000000000) < 0) {
+    if (o->watch.watched) loop->ops->forget(loop->poller, &o->watch);
+    free(o);
+    return 0;
+  }
+  o->out = s->out;
+  memset(&s->out, 0, sizeof s->out);
+  o->shut = s->shut_after_flush;
+  o->lingers = s->lingers;
+  o->next = loop->orphans;
+  if (o->next) o->next->prev = &o->next;
+  o->prev = &loop->orphans;
+  loop->orphans = o;
+  loop->alive++;
+  return 1;
+}
+
+int csock_detach(csock_Socket *s) {
   csock_Loop *loop = s->loop;
+  int adopted = 0;
   unmark_dirty(s);
-  if (csock_buf_len(&s->out) > 0) csock_flushnow(s); /* as far as it goes, never waiting */
+  if (csock_buf_len(&s->out) > 0) { /* as far as it goes, never waiting */
+    int r = csock_flushnow(s);
+    if (r < 0 && csock_sys_again(r) && loop && loop->poller) adopted = adopt(loop, s);
+  }
   csock_buf_release(&s->out, csock_pool(s));
   if (s->borrowed) { /* a read that raised (out of memory) left the scratch lent */
     memset(&s->in, 0, sizeof s->in);
@@ -181,6 +250,7 @@ void csock_detach(csock_Socket *s) {
   csock_wakeall(&s->waiters[CSOCK_DIR_READ], CSOCK_WOKE_CLOSED);
   csock_wakeall(&s->waiters[CSOCK_DIR_WRITE], CSOCK_WOKE_CLOSED);
   if (loop && loop->poller && s->watch.watched) loop->ops->forget(loop->poller, &s->watch);
+  return adopted;
 }
 
 /* Tasks ------------------------------------------------------------------ */
@@ -235,7 +305,7 @@ static void finish(lua_State *L, csock_Task *t, int ok, int nres) {
   lua_setiuservalue(L, taskidx, 2);
   t->state = CSOCK_TASK_DONE;
   loop->alive--;
-  int joined = t->joiners != NULL;
+  int joined = t->joiners != NULL || t->awaited;
   csock_wakeall(&t->joiners, CSOCK_WOKE_READY);
   if (t->failed) {
     lua_getiuservalue(L, taskidx, 2);
@@ -303,6 +373,8 @@ static void expire(lua_State *L, csock_Loop *loop) {
       unlink_wait(t);
       csock_schedule(t, how);
       if (s) csock_rewatch(s);
+    } else if (node->kind == CSOCK_HEAP_ORPHAN) { /* gave up sending */
+      orphan_end(loop, (csock_Orphan *)((char *)node - offsetof(csock_Orphan, deadline)));
     } else {
       csock_fire_timer(L, loop, node);
     }
@@ -322,10 +394,16 @@ static void dispatch(lua_State *L, csock_Loop *loop, int n) {
       continue;
     }
     if (w->kind == CSOCK_WATCH_FD) {
-      csock_wakeall(&((csock_FdWatch *)w)->waiters, CSOCK_WOKE_READY);
+      csock_FdWatch *fw = (csock_FdWatch *)w;
+      if (ev & fw->want) csock_wakeall(&fw->waiters, CSOCK_WOKE_READY);
+      continue;
+    }
+    if (w->kind == CSOCK_WATCH_ORPHAN) {
+      orphan_flush(loop, (csock_Orphan *)w);
       continue;
     }
     csock_Socket *s = (csock_Socket *)((char *)w - offsetof(csock_Socket, watch));
+    if (ev & CSOCK_EVENT_HUP) s->hup = 1; /* an EOF that came with the last bytes sends no new edge */
     if (ev & CSOCK_WANT_READ) {
       s->drained = 0; /* new bytes (or EOF, or an error) to read */
       if (s->waiters[CSOCK_DIR_READ]) csock_wakeall(&s->waiters[CSOCK_DIR_READ], CSOCK_WOKE_READY);
@@ -377,6 +455,7 @@ static int loop_gc(lua_State *L) {
   if (loop->poller == NULL) return 0;
   csock_resolve_drain(loop);
   csock_signal_close(loop);
+  while (loop->orphans) orphan_end(loop, loop->orphans);
   if (loop->wakeup.fd >= 0) {
     loop->ops->forget(loop->poller, &loop->wakeup);
     close(loop->wakeup.fd);

@@ -19,20 +19,23 @@
 #define CSOCK_SCRATCH 65536   /* the most one recv call returns */
 
 /* Owners of watches. */
-enum { CSOCK_WATCH_SOCKET, CSOCK_WATCH_WAKEUP, CSOCK_WATCH_FD, CSOCK_WATCH_SIGNAL };
+enum { CSOCK_WATCH_SOCKET, CSOCK_WATCH_WAKEUP, CSOCK_WATCH_FD, CSOCK_WATCH_SIGNAL, CSOCK_WATCH_ORPHAN };
 
 /* A task waiting on an fd that is not a csock socket (csock.waitfd, select). */
 typedef struct csock_FdWatch {
   csock_Watch watch;
   csock_Task *waiters;
   csock_Loop *loop;
+  int want;   /* the directions the waiter asked for: other reports are not for it */
   int owned;  /* close the fd when done with it */
 } csock_FdWatch;
+
+typedef struct csock_Orphan csock_Orphan;
 
 /* How a waiting task was woken: what it is resumed with. */
 enum { CSOCK_WOKE_READY, CSOCK_WOKE_TIMEOUT, CSOCK_WOKE_CLOSED };
 /* Owners of heap nodes. */
-enum { CSOCK_HEAP_TASK, CSOCK_HEAP_TIMER };
+enum { CSOCK_HEAP_TASK, CSOCK_HEAP_TIMER, CSOCK_HEAP_ORPHAN };
 enum { CSOCK_TASK_READY, CSOCK_TASK_RUNNING, CSOCK_TASK_WAITING, CSOCK_TASK_DONE };
 
 typedef struct csock_Resolve csock_Resolve;
@@ -48,6 +51,7 @@ struct csock_Task {
   int failed;
   int is_main;               /* csock.run(fn)'s task: its error is run's */
   int is_conn;               /* a csock.listen connection's task (see tasks.c) */
+  int awaited;               /* join() outside a task waits for it: its error goes there */
   csock_Task *next_ready;
   csock_Task **wait_list;    /* the list this task waits in, if any */
   csock_Socket *waitsock;    /* the socket that list belongs to, if any */
@@ -76,6 +80,7 @@ struct csock_Loop {
   int scratch_busy;          /* a socket's reader has borrowed it (see bufio.c) */
   csock_BufPool pool;        /* spare buffer blocks for sockets' in and out */
   int nthreads;              /* finished tasks' coroutines kept for reuse */
+  csock_Orphan *orphans;     /* closed sockets whose output the loop still sends */
   /* name resolution on helper threads */
   csock_Watch wakeup;        /* an eventfd the threads poke */
   pthread_mutex_t lock;
@@ -111,8 +116,10 @@ void csock_rewatch(csock_Socket *s);
 void csock_markdirty(csock_Socket *s);
 /* Sends what the kernel takes now, without waiting; 0, or -errno. */
 int csock_flushnow(csock_Socket *s);
-/* Before close: wakes waiters with "closed", drops watch and dirty mark. */
-void csock_detach(csock_Socket *s);
+/* Before close: wakes waiters with "closed", drops watch and dirty mark.
+ * Returns 1 when the loop has adopted the fd to send output the kernel
+ * could not take yet (it closes the fd itself), 0 when the caller closes. */
+int csock_detach(csock_Socket *s);
 
 /* Around every run/step/join: marks the loop running and, for that long,
  * takes over the signals scripts handle (outside the loop they keep their

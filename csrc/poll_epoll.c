@@ -66,6 +66,7 @@ static int ep_wait(csock_Poller *p, csock_Ready *out, int max, int timeout_ms) {
     out[i].events = 0;
     if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) out[i].events |= CSOCK_WANT_READ;
     if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) out[i].events |= CSOCK_WANT_WRITE;
+    if (e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) out[i].events |= CSOCK_EVENT_HUP;
   }
   return n;
 }

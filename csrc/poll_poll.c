@@ -81,6 +81,7 @@ static int pl_wait(csock_Poller *p, csock_Ready *out, int max, int timeout_ms) {
     out[got].events = 0;
     if (re & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) out[got].events |= CSOCK_WANT_READ;
     if (re & (POLLOUT | POLLHUP | POLLERR | POLLNVAL)) out[got].events |= CSOCK_WANT_WRITE;
+    if (re & (POLLHUP | POLLERR | POLLNVAL)) out[got].events |= CSOCK_EVENT_HUP;
     got++;
   }
   return got;

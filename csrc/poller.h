@@ -19,9 +19,12 @@ typedef struct csock_Watch {
   int slot;     /* backend's private index */
 } csock_Watch;
 
+/* Also reported: the peer hung up or the socket has an error. */
+#define CSOCK_EVENT_HUP 4
+
 typedef struct csock_Ready {
   csock_Watch *watch;
-  int events;   /* CSOCK_WANT_READ | CSOCK_WANT_WRITE (errors report both) */
+  int events;   /* CSOCK_WANT_READ | CSOCK_WANT_WRITE (errors report both) | CSOCK_EVENT_HUP */
 } csock_Ready;
 
 typedef struct csock_Poller csock_Poller;

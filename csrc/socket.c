@@ -89,8 +89,11 @@ static int l_socket(lua_State *L) {
 void csock_close(csock_Socket *s) {
   if (s->fd >= 0) {
     int fd = s->fd;
-    csock_detach(s); /* sends what output it can, wakes waiters with "closed" */
+    /* wakes waiters with "closed"; output the kernel can't take yet stays
+     * with the loop, which closes the fd once it is sent */
+    int adopted = csock_detach(s);
     s->fd = -1;
+    if (adopted) return;
     if (s->lingers) csock_sys_close_nolinger(fd); /* close() never blocks */
     else csock_sys_close(fd);
   }

@@ -220,7 +220,9 @@ static int t_join(lua_State *L) {
     csock_waitin(me, &t->joiners);
     return csock_suspend(L, me, -1, 0, join_k);
   }
+  t->awaited = 1;
   drive(L, checkidle(L, "task:join"), t);
+  t->awaited = 0;
   if (t->state != CSOCK_TASK_DONE) return csock_fail(L, "stopped");
   return pushoutcome(L, 1);
 }

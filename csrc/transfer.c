@@ -172,7 +172,7 @@ static int recv_k(lua_State *L, int status, lua_KContext ctx) {
     if (p == NULL) return csock_oserror(L, ENOMEM);
     ssize_t n = csock_sys_recv(s->fd, p, want);
     if (n > 0 || (n == 0 && (s->type == SOCK_DGRAM || want == 0))) {
-      s->drained = (size_t)n < want && s->type == SOCK_STREAM;
+      s->drained = (size_t)n < want && s->type == SOCK_STREAM && !s->hup;
       lua_pushlstring(L, p, (size_t)n);
       free(owned);
       return 1;

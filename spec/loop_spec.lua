@@ -102,6 +102,7 @@ describe("csock.run and csock.spawn", function()
     -- In a child: a loop that waits for nothing after the last task ends would hang.
     local out, code = H.child([[
       local csock = require "csock"
+      local H = require "helper"
       for i = 1, 3 do
         print(csock.run(function(x)
           local t = csock.spawn(function(y) return y * 2 end, x)
@@ -1116,5 +1117,32 @@ describe("the poll backend", function()
     local out = p:read("a")
     p:close()
     assert.is_truthy(out:find("^false\t[^\n]*unknown poll backend 'kqueue%-nope'"), out)
+  end)
+end)
+
+describe("regressions in the loop", function()
+  local disarm
+  before_each(function() disarm = H.watchdog() end)
+  after_each(function() disarm() end)
+
+  it("a peer's last bytes and its FIN reported in one event still end the reader with 'closed'", function()
+    -- The short read of the last bytes used to mark the socket drained, and the FIN that came
+    -- with them sends no new edge: the reader waited for its timeout instead of seeing EOF.
+    local server = assert(csock.listen("127.0.0.1", 0, function(conn)
+      conn:write("hi\n")
+      csock.sleep(0.05)
+      conn:write("bye\n") -- then the handler returns: bytes and FIN leave together
+    end))
+    local _, port = server:getsockname()
+    local got
+    csock.run(function()
+      local c = csock.socket()
+      c:settimeout(2)
+      assert(c:connect("127.0.0.1", port))
+      got = { c:read("l"), c:read("l"), table.pack(c:read("l")) }
+      c:close()
+      server:close()
+    end)
+    assert.are.same({ "hi", "bye", { n = 2, nil, "closed" } }, got)
   end)
 end)

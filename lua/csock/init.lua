@@ -58,22 +58,24 @@ function csock.connect(host, port, opts)
   return nil, err, code
 end
 
-local function check(cond, n, fname, msg)
-  if not cond then error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), 3) end
+-- Raises a bad-argument error blaming the caller of the public function
+-- `depth` calls up (1: the function that called check).
+local function check(cond, n, fname, msg, depth)
+  if not cond then error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), 2 + (depth or 1)) end
 end
 
 local function checkopts(opts)
-  check(opts == nil or type(opts) == "table", 4, "listen", "table expected for options")
+  check(opts == nil or type(opts) == "table", 4, "listen", "table expected for options", 2)
   opts = opts or {}
   local function count(name, min)
     local v = opts[name]
     check(v == nil or math.type(v) == "integer" and v >= min, 4, "listen",
-      ("option '%s' must be an integer >= %d"):format(name, min))
+      ("option '%s' must be an integer >= %d"):format(name, min), 3)
   end
   count("backlog", 0)
   count("maxconnections", 1)
   check(opts.timeout == nil or type(opts.timeout) == "number" and opts.timeout >= 0, 4, "listen",
-    "option 'timeout' must be a non-negative number")
+    "option 'timeout' must be a non-negative number", 2)
   return opts
 end
 
@@ -84,6 +86,7 @@ Server.__index = Server
 
 function Server:close()
   self.closed = true
+  self.slots:broadcast() -- an accept task waiting for a free slot ends too
   return self.socket:close()
 end
 
@@ -94,7 +97,8 @@ end
 local function accept_loop(server, handler, max)
   local sock = server.socket
   while not server.closed do
-    while max and server.connections >= max do server.slots:wait() end
+    while max and server.connections >= max and not server.closed do server.slots:wait() end
+    if server.closed then return end
     local conn, host, port = sock:accept()
     if conn then
       server.connections = server.connections + 1
