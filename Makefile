@@ -139,12 +139,13 @@ test: deps
 
 # lua5.4 itself is not instrumented, so the ASan runtime is preloaded.
 # Leak checking is for valgrind: Lua's own exit-time frees confuse LSan.
-asan: deps
-	$(MAKE) build/asan/csock/core.so build/asan/bin/csock examples
-	LUA_CPATH='build/asan/?.so;;' CSOCK_SPEC_CPATH='build/asan/?.so' CSOCK_BIN=build/asan/bin/csock \
+ASAN_ENV := LUA_CPATH='build/asan/?.so;;' CSOCK_SPEC_CPATH='build/asan/?.so' CSOCK_BIN=build/asan/bin/csock \
 	LD_PRELOAD="$$(clang -print-file-name=libclang_rt.asan-x86_64.so)" \
-	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	busted --cpath='build/asan/?.so'
+	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+asan: deps
+	$(MAKE) all build/asan/csock/core.so build/asan/bin/csock examples
+	$(ASAN_ENV) CSOCK_BACKEND=epoll busted --cpath='build/asan/?.so'
+	$(ASAN_ENV) CSOCK_BACKEND=poll busted --cpath='build/asan/?.so'
 
 # memcheck over the whole spec on both backends: any error, or memory
 # definitely lost, fails. busted is run in this process (--ignore-lua), or
