@@ -63,6 +63,27 @@ static int lookup_resumed(lua_State *L, csock_Resolve *r) {
   return 0;
 }
 
+/* Outside a task a lookup with a deadline still runs on a helper thread, so
+ * the deadline holds: this thread waits for it on the loop's eventfd.
+ * Returns the finished lookup (release it after use), or NULL: timed out
+ * (*timedout set) or no thread to be had (resolve in place). */
+static csock_Resolve *lookup_blocking(csock_Loop *loop, const char *host, int port, int family,
+                                      int socktype, int64_t deadline, int *timedout) {
+  *timedout = 0;
+  csock_Resolve *r = csock_resolve_start(loop, host, port, family, socktype);
+  while (r != NULL && !r->finished) {
+    int w = csock_sys_wait(loop->wakeup.fd, CSOCK_WANT_READ, deadline);
+    if (w > 0) {
+      csock_resolve_done(loop); /* marks ours finished, wakes tasks waiting for others */
+    } else if (w == 0) {
+      csock_resolve_release(r, 1);
+      *timedout = 1;
+      return NULL;
+    }
+  }
+  return r;
+}
+
 int csock_getaddr_resumed(lua_State *L, lua_KContext ctx, csock_Addr *a) {
   csock_Resolve *r = (csock_Resolve *)ctx;
   int n = lookup_resumed(L, r);
@@ -86,8 +107,18 @@ int csock_getaddr(lua_State *L, csock_Socket *s, int idx, csock_Addr *a, lua_KFu
     return 0;
   }
   if (csock_addr_numeric(host, port, s->family, a)) return 0;
-  int64_t deadline = s->timeout < 0 ? -1 : csock_sys_now() + s->timeout;
+  /* the operation's deadline (callers csock_begin first): it covers the lookup too */
+  int64_t deadline = csock_deadline(s, CSOCK_DIR_WRITE);
   lookup_async(L, s->loop, host, port, s->family, s->type, deadline, k); /* returns if it can't */
+  if (deadline >= 0) {
+    int timedout;
+    csock_Resolve *r = lookup_blocking(s->loop, host, port, s->family, s->type, deadline, &timedout);
+    if (timedout) return csock_timeout(L);
+    if (r != NULL) {
+      lua_pushinteger(L, CSOCK_WOKE_READY); /* as a task would be resumed */
+      return csock_getaddr_resumed(L, (lua_KContext)r, a);
+    }
+  }
   int count;
   int rc = csock_addr_resolve(host, port, s->family, s->type, a, 1, &count);
   return rc ? resolve_error(L, rc) : 0;
@@ -148,7 +179,17 @@ static int l_getaddrinfo(lua_State *L) {
   }
   csock_Addr one;
   if (csock_addr_numeric(host, port, family, &one)) return push_addrinfo(L, &one, 1);
-  lookup_async(L, csock_getloop(L), host, port, family, type, deadline, getaddrinfo_k);
+  csock_Loop *loop = csock_getloop(L);
+  lookup_async(L, loop, host, port, family, type, deadline, getaddrinfo_k);
+  if (deadline >= 0) {
+    int timedout;
+    csock_Resolve *r = lookup_blocking(loop, host, port, family, type, deadline, &timedout);
+    if (timedout) return csock_timeout(L);
+    if (r != NULL) {
+      lua_pushinteger(L, CSOCK_WOKE_READY); /* as a task would be resumed */
+      return getaddrinfo_k(L, LUA_YIELD, (lua_KContext)r);
+    }
+  }
   csock_Addr *addrs = (csock_Addr *)lua_newuserdatauv(L, sizeof(csock_Addr) * MAX_ADDRS, 0);
   int count;
   int rc = csock_addr_resolve(host, port, family, type, addrs, MAX_ADDRS, &count);

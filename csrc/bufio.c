@@ -226,8 +226,7 @@ static int write_k(lua_State *L, int status, lua_KContext ctx) {
 
 /* A failure of output the loop sent on the script's behalf. */
 static int deferred_error(lua_State *L, csock_Socket *s) {
-  int err = s->out_err;
-  s->out_err = 0;
+  int err = s->out_err; /* kept: later writes fail the same way */
   return csock_oserror(L, err);
 }
 

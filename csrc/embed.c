@@ -94,13 +94,9 @@ CSOCK_API int csock_pollfd(lua_State *L) {
 
 CSOCK_API int csock_nexttimeout(lua_State *L) {
   csock_Loop *loop = csock_getloop(L);
-  if (loop == NULL) return -1;
-  if (loop->ready_head || loop->dirty) return 0;
-  csock_HeapNode *top = csock_heap_top(&loop->heap);
-  if (top == NULL) return -1;
-  int64_t left = top->when - csock_sys_now();
-  if (left <= 0) return 0;
-  left = (left + 999999) / 1000000;
+  int64_t left = loop ? csock_loop_timeout(loop) : -1;
+  if (left <= 0) return (int)left;
+  left = (left + 999999) / 1000000; /* round up: a step never comes too early */
   return left > 0x7fffffff ? 0x7fffffff : (int)left;
 }
 

@@ -427,17 +427,20 @@ void csock_loop_leave(csock_Loop *loop) {
   loop->running = 0;
 }
 
+int64_t csock_loop_timeout(csock_Loop *loop) {
+  if (loop->ready_head || loop->dirty) return 0;
+  csock_HeapNode *top = csock_heap_top(&loop->heap);
+  if (top == NULL) return -1;
+  int64_t left = top->when - csock_sys_now();
+  return left < 0 ? 0 : left;
+}
+
 int csock_loop_step(lua_State *L, csock_Loop *loop, int64_t timeout_ns) {
   run_ready(L, loop);
   flush_dirty(loop);
   if (loop->stop || loop->alive == 0) return 0; /* nothing could wake a wait */
-  if (loop->ready_head) timeout_ns = 0;
-  csock_HeapNode *top = csock_heap_top(&loop->heap);
-  if (top) {
-    int64_t left = top->when - csock_sys_now();
-    if (left < 0) left = 0;
-    if (timeout_ns < 0 || left < timeout_ns) timeout_ns = left;
-  }
+  int64_t needed = csock_loop_timeout(loop);
+  if (needed >= 0 && (timeout_ns < 0 || needed < timeout_ns)) timeout_ns = needed;
   int ms = timeout_ns < 0 ? -1 : (int)((timeout_ns + 999999) / 1000000 > 0x7fffffff ? 0x7fffffff : (timeout_ns + 999999) / 1000000);
   int n = loop->ops->wait(loop->poller, loop->events, CSOCK_LOOP_EVENTS, ms);
   if (n < 0) return n;

@@ -129,6 +129,10 @@ void csock_loop_leave(csock_Loop *loop);
 void csock_signals_hold(csock_Loop *loop);
 void csock_signals_release(csock_Loop *loop);
 
+/* Nanoseconds until the loop needs a turn even without fd activity: 0 when
+ * tasks are ready or output waits, the next timer, or -1 (only fds). */
+int64_t csock_loop_timeout(csock_Loop *loop);
+
 /* One turn of the loop; timeout_ns < 0 waits as long as needed. */
 int csock_loop_step(lua_State *L, csock_Loop *loop, int64_t timeout_ns);
 

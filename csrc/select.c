@@ -73,6 +73,14 @@ static int push_ready(lua_State *L, Query *q) {
   return 2;
 }
 
+/* select({}, {}, t) in a task: a sleep that ends in "timeout". */
+static int empty_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  (void)ctx;
+  lua_pop(L, 1); /* the wake code */
+  return push_ready(L, (Query *)lua_touserdata(L, 3));
+}
+
 #ifdef __linux__
 #include <sys/epoll.h>
 #include <unistd.h>
@@ -142,8 +150,11 @@ static int l_select(lua_State *L) {
   if (t != NULL) {
     int n = poll_query(q, 0);
     if (n < 0) return csock_oserror(L, n);
-    if (n == 0 && (deadline < 0 || deadline > csock_sys_now()) && total > 0)
-      return select_in_task(L, t, q, deadline);
+    if (n == 0 && (deadline < 0 || deadline > csock_sys_now())) {
+      if (total > 0) return select_in_task(L, t, q, deadline);
+      csock_waitin(t, NULL);
+      return csock_suspend(L, t, deadline, 0, empty_k);
+    }
     return push_ready(L, q);
   }
 #endif

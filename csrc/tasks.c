@@ -277,6 +277,15 @@ static int l_pollfd(lua_State *L) {
   return 1;
 }
 
+/* Seconds until the loop needs a step even without fd activity, or nil:
+ * for a host loop in Lua that watches csock.pollfd(). */
+static int l_nexttimeout(lua_State *L) {
+  int64_t ns = csock_loop_timeout(csock_getloop(L));
+  if (ns < 0) return 0;
+  lua_pushnumber(L, (lua_Number)ns / 1e9);
+  return 1;
+}
+
 static int l_backend(lua_State *L) {
   lua_pushstring(L, csock_getloop(L)->ops->name);
   return 1;
@@ -407,7 +416,8 @@ static const luaL_Reg functions[] = {
   {"spawn", l_spawn},   {"run", l_run},         {"step", l_step},
   {"stop", l_stop},     {"sleep", l_sleep},     {"timer", l_timer},
   {"onerror", l_onerror}, {"pollfd", l_pollfd}, {"backend", l_backend},
-  {"cond", l_cond},     {"_serve", l_serve},    {NULL, NULL},
+  {"cond", l_cond},     {"_serve", l_serve},    {"nexttimeout", l_nexttimeout},
+  {NULL, NULL},
 };
 
 static void newclass(lua_State *L, const char *name, const luaL_Reg *methods) {

@@ -58,8 +58,9 @@ static int unix_retry_k(lua_State *L, int status, lua_KContext pause_ms) {
   }
 }
 
+/* The operation's deadline was set (csock_begin) before any lookup: one
+ * timeout covers the name and the connection. */
 static int start_connect(lua_State *L, csock_Socket *s, const csock_Addr *a) {
-  csock_begin(s, CSOCK_DIR_WRITE);
   int r = csock_sys_connect(s->fd, (const struct sockaddr *)&a->ss, a->len);
   if (r == -EAGAIN && s->family == AF_UNIX) {
     lua_settop(L, 1);
@@ -81,6 +82,7 @@ static int connect_resolved_k(lua_State *L, int status, lua_KContext ctx) {
 
 static int l_connect(lua_State *L) {
   csock_Socket *s = csock_checksocket(L, 1);
+  csock_begin(s, CSOCK_DIR_WRITE);
   csock_Addr a;
   int n = csock_getaddr(L, s, 2, &a, connect_resolved_k);
   if (n) return n;
@@ -140,7 +142,9 @@ static int send_k(lua_State *L, int status, lua_KContext ctx) {
   const char *data = luaL_checklstring(L, 2, &len);
   byterange(L, 3, len, &from, &count);
   for (;;) {
-    ssize_t n = csock_sys_send(s->fd, data + from, count);
+    /* Output a task queued with write() goes first: bytes keep their order. */
+    ssize_t n = csock_buf_len(&s->out) > 0 ? csock_flushnow(s) : 0;
+    if (n == 0) n = csock_sys_send(s->fd, data + from, count);
     if (n >= 0) {
       lua_pushinteger(L, n);
       return 1;
@@ -188,6 +192,10 @@ static int l_recv(lua_State *L) {
   csock_Socket *s = csock_checksocket(L, 1);
   size_t want = checkcount(L, 2, RECV_DEFAULT);
   size_t buffered = csock_buf_len(&s->in);
+  if (want == 0 && s->type == SOCK_STREAM) { /* nothing asked: nothing to wait for */
+    lua_pushliteral(L, "");
+    return 1;
+  }
   if (buffered > 0) { /* what read() left behind comes first */
     if (want > buffered) want = buffered;
     lua_pushlstring(L, csock_buf_head(&s->in), want);
@@ -213,6 +221,7 @@ static int chunks_next(lua_State *L) {
 static int l_chunks(lua_State *L) {
   csock_checksocket(L, 1);
   size_t n = checkcount(L, 2, RECV_DEFAULT);
+  luaL_argcheck(L, n > 0, 2, "chunk size must be positive");
   lua_settop(L, 1);
   lua_pushinteger(L, (lua_Integer)n);
   lua_pushcclosure(L, chunks_next, 2);
@@ -240,9 +249,9 @@ static int sendto_k(lua_State *L, int status, lua_KContext ctx) {
 }
 
 static int start_sendto(lua_State *L, csock_Socket *s, const csock_Addr *a) {
+  (void)s;
   lua_settop(L, 2);
   lua_pushlstring(L, (const char *)&a->ss, a->len);
-  csock_begin(s, CSOCK_DIR_WRITE);
   return sendto_k(L, LUA_OK, 0);
 }
 
@@ -257,6 +266,7 @@ static int sendto_resolved_k(lua_State *L, int status, lua_KContext ctx) {
 static int l_sendto(lua_State *L) {
   csock_Socket *s = csock_checksocket(L, 1);
   luaL_checkstring(L, 2);
+  csock_begin(s, CSOCK_DIR_WRITE); /* one deadline for the lookup and the send */
   csock_Addr a;
   int n = csock_getaddr(L, s, 3, &a, sendto_resolved_k);
   if (n) return n;

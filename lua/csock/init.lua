@@ -26,6 +26,9 @@ end
 -- deadline for all of them. csock.connect(path) connects a unix socket.
 function csock.connect(host, port, opts)
   if type(port) == "table" then port, opts = nil, port end
+  if opts ~= nil and type(opts) ~= "table" then
+    error("bad argument #3 to 'connect' (table expected for options, got " .. type(opts) .. ")", 2)
+  end
   opts = opts or {}
   if type(host) ~= "string" then
     error("bad argument #1 to 'connect' (string expected, got " .. type(host) .. ")", 2)
@@ -67,13 +70,15 @@ end
 local function checkopts(opts)
   check(opts == nil or type(opts) == "table", 4, "listen", "table expected for options", 2)
   opts = opts or {}
-  local function count(name, min)
+  local function count(name, min, max)
     local v = opts[name]
-    check(v == nil or math.type(v) == "integer" and v >= min, 4, "listen",
-      ("option '%s' must be an integer >= %d"):format(name, min), 3)
+    check(v == nil or math.type(v) == "integer" and v >= min and v <= max, 4, "listen",
+      ("option '%s' must be an integer from %d to %d"):format(name, min, max), 3)
   end
-  count("backlog", 0)
-  count("maxconnections", 1)
+  count("backlog", 0, 65535)
+  count("maxconnections", 1, math.maxinteger)
+  check(opts.reuseport == nil or type(opts.reuseport) == "boolean", 4, "listen",
+    "option 'reuseport' must be a boolean", 2)
   check(opts.timeout == nil or type(opts.timeout) == "number" and opts.timeout >= 0, 4, "listen",
     "option 'timeout' must be a non-negative number", 2)
   return opts
