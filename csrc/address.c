@@ -97,6 +97,8 @@ int csock_getaddr(lua_State *L, csock_Socket *s, int idx, csock_Addr *a, lua_KFu
   size_t len;
   if (s->family == AF_UNIX) {
     const char *path = checkname(L, idx, &len, "path");
+    /* "" would be Linux's abstract namespace, which csock does not offer */
+    luaL_argcheck(L, len > 0, idx, "empty path");
     if (csock_addr_unix(a, path, len) < 0) luaL_argerror(L, idx, "path too long");
     return 0;
   }

@@ -147,6 +147,7 @@ static int l_read(lua_State *L) {
   size_t unused;
   if (lua_gettop(L) == 1) lua_pushliteral(L, "l");
   int nf = lua_gettop(L) - 1;
+  luaL_checkstack(L, nf + 3, "too many formats"); /* a value each, then nil, message, errno */
   for (int i = 2; i <= nf + 1; i++) checkformat(L, i, &unused);
   csock_begin(s, CSOCK_DIR_READ);
   return read_k(L, LUA_OK, nf);
@@ -215,6 +216,8 @@ static int write_k(lua_State *L, int status, lua_KContext ctx) {
       sent += (size_t)n - from_out;
       if ((size_t)n == total) continue;
     } else if (!csock_sys_again((int)n)) {
+      s->out_err = EPIPE; /* a dead connection: later writes say "closed", as the kernel would */
+      csock_buf_release(&s->out, csock_pool(s));
       return csock_oserror(L, (int)n);
     }
     if ((r = csock_wait(L, s, CSOCK_DIR_WRITE, (lua_KContext)sent, write_k))) return r;

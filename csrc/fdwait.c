@@ -4,6 +4,7 @@
  * in-task half of csock.select. Inside a task the fd is watched by the
  * loop for the length of the wait; elsewhere it blocks in poll(2).
  */
+#include <errno.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -36,6 +37,15 @@ int csock_waitfd(lua_State *L, csock_Task *t, int fd, int want, int owned, int64
   fw->owned = owned;
   luaL_setmetatable(L, CSOCK_FDWATCH_MT);
   int r = loop->ops->watch(loop->poller, &fw->watch, want);
+  if (r == -EEXIST && !owned) {
+    /* the loop watches this fd already (a csock socket's): watch a
+     * duplicate, which epoll counts as another entry */
+    int dup_fd = dup(fd);
+    if (dup_fd < 0) return csock_oserror(L, errno);
+    fw->watch.fd = dup_fd;
+    fw->owned = 1;
+    r = loop->ops->watch(loop->poller, &fw->watch, want);
+  }
   if (r < 0) {
     release(fw);
     return csock_oserror(L, r);

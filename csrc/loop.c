@@ -288,6 +288,11 @@ static void finish(lua_State *L, csock_Task *t, int ok, int nres) {
   lua_State *co = t->co;
   lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref); /* the task userdata */
   int taskidx = lua_gettop(L);
+  if (ok && !lua_checkstack(L, nres + 2)) { /* results that cannot be moved: a failure */
+    lua_settop(co, 0);
+    lua_pushliteral(co, "too many results to return from a task");
+    ok = 0;
+  }
   if (ok) {
     lua_createtable(L, nres, 1);
     lua_xmove(co, L, nres);

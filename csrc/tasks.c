@@ -95,6 +95,7 @@ static csock_Task *maketask(lua_State *L, csock_Loop *loop, int nargs, int nuv) 
   lua_insert(L, base);                 /* task, fn, args... */
   lua_State *co = pushthread(L, loop);
   lua_insert(L, base + 1);             /* task, thread, fn, args... */
+  if (!lua_checkstack(co, nargs + 1)) luaL_error(L, "too many arguments for a task");
   lua_xmove(L, co, nargs + 1);
   lua_setiuservalue(L, base, 1);       /* the thread */
   t->co = co;

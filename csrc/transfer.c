@@ -129,8 +129,8 @@ static void byterange(lua_State *L, int idx, size_t len, size_t *from, size_t *c
   else if (i == 0) i = 1;
   if (j < 0) j = j < -n ? 0 : n + j + 1;
   else if (j > n) j = n;
-  *from = (size_t)(i - 1);
   *count = i > j ? 0 : (size_t)(j - i + 1);
+  *from = i > n ? len : (size_t)(i - 1); /* never a pointer past the string */
 }
 
 static int send_k(lua_State *L, int status, lua_KContext ctx) {
