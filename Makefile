@@ -39,8 +39,10 @@ export LUA_CPATH := ./?.so;;
 
 DEBIAN_PKGS := lua5.4 liblua5.4-dev luarocks lua-busted make gcc clang libclang-rt-14-dev \
                python3 nodejs valgrind
-# busted, once per poll backend
-SPEC := CSOCK_BACKEND=epoll busted && CSOCK_BACKEND=poll busted
+# busted, once per poll backend; names under .invalid are answered by a
+# preloaded shim, so the spec never sends a DNS query off the machine
+NODNS := build/spec/slowdns.so
+SPEC := LD_PRELOAD=$(NODNS) CSOCK_BACKEND=epoll busted && LD_PRELOAD=$(NODNS) CSOCK_BACKEND=poll busted
 SHELL := /bin/bash
 
 .PHONY: all clean deps demo test asan valgrind install examples bench fuzz
@@ -80,9 +82,12 @@ build/asan/csock/core.so: $(ASAN_OBJS)
 	@mkdir -p build/asan/csock
 	clang -shared -fsanitize=address,undefined -o $@ $(ASAN_OBJS) $(LIBS)
 
+# The shared ASan runtime, the one preloaded for lua5.4 when the spec runs it.
 build/asan/bin/csock: $(ASAN_HOST) $(ASAN_OBJS)
 	@mkdir -p build/asan/bin
-	clang -fsanitize=address,undefined -rdynamic -o $@ $(ASAN_HOST) $(ASAN_OBJS) $(LUA_LIB) -lm -ldl $(LIBS)
+	clang -fsanitize=address,undefined -shared-libasan -rdynamic \
+	  -Wl,-rpath,$$(dirname $$(clang -print-file-name=libclang_rt.asan-x86_64.so)) \
+	  -o $@ $(ASAN_HOST) $(ASAN_OBJS) $(LUA_LIB) -lm -ldl $(LIBS)
 
 build/examples/embed: examples/embed/embed.c build/libcsock.a csrc/csock.h
 	@mkdir -p build/examples
@@ -90,6 +95,10 @@ build/examples/embed: examples/embed/embed.c build/libcsock.a csrc/csock.h
 	  build/libcsock.a $(LUA_LIB) -lm -ldl $(LIBS)
 
 examples: build/examples/embed
+
+$(NODNS): spec/tools/slowdns.c
+	@mkdir -p build/spec
+	$(CC) -shared -fPIC -O2 -o $@ spec/tools/slowdns.c -ldl
 
 # libFuzzer harnesses (spec/fuzz/): the reader and addresses on their
 # Lua-free layers, options through the Lua API. Seeds live in
@@ -134,16 +143,16 @@ demo: deps
 	$(LUA) examples/demo.lua
 
 test: deps
-	$(MAKE) all examples
+	$(MAKE) all examples $(NODNS)
 	$(SPEC)
 
 # lua5.4 itself is not instrumented, so the ASan runtime is preloaded.
 # Leak checking is for valgrind: Lua's own exit-time frees confuse LSan.
 ASAN_ENV := LUA_CPATH='build/asan/?.so;;' CSOCK_SPEC_CPATH='build/asan/?.so' CSOCK_BIN=build/asan/bin/csock \
-	LD_PRELOAD="$$(clang -print-file-name=libclang_rt.asan-x86_64.so)" \
+	LD_PRELOAD="$$(clang -print-file-name=libclang_rt.asan-x86_64.so):$(NODNS)" \
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 asan: deps
-	$(MAKE) all build/asan/csock/core.so build/asan/bin/csock examples
+	$(MAKE) all build/asan/csock/core.so build/asan/bin/csock examples $(NODNS)
 	$(ASAN_ENV) CSOCK_BACKEND=epoll busted --cpath='build/asan/?.so'
 	$(ASAN_ENV) CSOCK_BACKEND=poll busted --cpath='build/asan/?.so'
 
@@ -153,9 +162,9 @@ asan: deps
 VALGRIND := valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
             --show-leak-kinds=definite
 valgrind: deps
-	$(MAKE) all examples
-	CSOCK_BACKEND=epoll $(VALGRIND) $(LUA) /usr/bin/busted --ignore-lua
-	CSOCK_BACKEND=poll $(VALGRIND) $(LUA) /usr/bin/busted --ignore-lua
+	$(MAKE) all examples $(NODNS)
+	LD_PRELOAD=$(NODNS) CSOCK_BACKEND=epoll $(VALGRIND) $(LUA) /usr/bin/busted --ignore-lua
+	LD_PRELOAD=$(NODNS) CSOCK_BACKEND=poll $(VALGRIND) $(LUA) /usr/bin/busted --ignore-lua
 
 bench: deps
 	bench/run

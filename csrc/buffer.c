@@ -57,7 +57,7 @@ int csock_buf_scan(csock_Buffer *b, int fmt, size_t count, size_t limit, int eof
     case CSOCK_FMT_LINE:
     case CSOCK_FMT_LINE_KEEP: {
       ptrdiff_t nl = csock_buf_findline(b);
-      if (nl >= 0 && (size_t)nl < limit) {
+      if (nl >= 0 && (size_t)nl <= limit) { /* a line of `limit` bytes, then "\n", is fine */
         *take = *keep = (size_t)nl + 1;
         if (fmt == CSOCK_FMT_LINE) {
           *keep = (size_t)nl;
@@ -65,7 +65,7 @@ int csock_buf_scan(csock_Buffer *b, int fmt, size_t count, size_t limit, int eof
         }
         return CSOCK_SCAN_DONE;
       }
-      if (nl >= 0 || len >= limit) return CSOCK_SCAN_TOOLONG;
+      if (nl >= 0 || len > limit) return CSOCK_SCAN_TOOLONG;
       if (!eof) return CSOCK_SCAN_NEED;
       if (len == 0) return CSOCK_SCAN_EOF;
       *take = *keep = len; /* the last line need not end in "\n" */

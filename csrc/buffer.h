@@ -56,7 +56,7 @@ enum { CSOCK_SCAN_DONE, CSOCK_SCAN_NEED, CSOCK_SCAN_EOF, CSOCK_SCAN_TOOLONG };
 /* Decides one read format against the unread bytes: DONE (consume *take
  * bytes, the first *keep of which are the value), NEED (more bytes: *want
  * is a good amount to ask the kernel for), EOF (nothing will come: the
- * reader says "closed"), TOOLONG (no newline within `limit` bytes; nothing
+ * reader says "closed"), TOOLONG (more than `limit` bytes before a newline; nothing
  * is consumed). `eof`: the peer has ended the stream. A line loses its
  * "\n" (and a "\r" before it) with CSOCK_FMT_LINE. */
 int csock_buf_scan(csock_Buffer *b, int fmt, size_t count, size_t limit, int eof,

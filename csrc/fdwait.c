@@ -5,6 +5,7 @@
  * loop for the length of the wait; elsewhere it blocks in poll(2).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -40,7 +41,7 @@ int csock_waitfd(lua_State *L, csock_Task *t, int fd, int want, int owned, int64
   if (r == -EEXIST && !owned) {
     /* the loop watches this fd already (a csock socket's): watch a
      * duplicate, which epoll counts as another entry */
-    int dup_fd = dup(fd);
+    int dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
     if (dup_fd < 0) return csock_oserror(L, errno);
     fw->watch.fd = dup_fd;
     fw->owned = 1;

@@ -320,8 +320,12 @@ void csock_fire_timer(lua_State *L, csock_Loop *loop, csock_HeapNode *node) {
 static int l_timer(lua_State *L) {
   int64_t after = checkseconds(L, 1);
   luaL_checktype(L, 2, LUA_TFUNCTION);
-  int64_t every = lua_isnoneornil(L, 3) ? 0 : checkseconds(L, 3);
-  luaL_argcheck(L, every > 0 || lua_isnoneornil(L, 3), 3, "repeat interval must be positive");
+  int64_t every = 0;
+  if (!lua_isnoneornil(L, 3)) {
+    every = checkseconds(L, 3);
+    luaL_argcheck(L, lua_tonumber(L, 3) > 0, 3, "repeat interval must be positive");
+    if (every == 0) every = 1; /* below a nanosecond: as often as the loop turns */
+  }
   csock_Loop *loop = csock_getloop(L);
   Timer *tm = (Timer *)lua_newuserdatauv(L, sizeof *tm, 1);
   memset(tm, 0, sizeof *tm);

@@ -78,12 +78,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         CHECK(eof && take == buffered && keep == take);
       } else if (nl != NULL) { /* a whole line */
         size_t line = (size_t)(nl - csock_buf_head(&b));
-        CHECK(take == line + 1 && line < limit);
+        CHECK(take == line + 1 && line <= limit);
         if (fmt == CSOCK_FMT_LINE_KEEP) CHECK(keep == take);
         else CHECK(keep == line || (keep + 1 == line && expect[keep] == '\r'));
         CHECK(memchr(expect, '\n', line) == NULL);
       } else { /* the last, unterminated line */
-        CHECK(eof && take == buffered && keep == take && buffered < limit);
+        CHECK(eof && take == buffered && keep == take && buffered <= limit);
       }
       csock_buf_consume(&b, take);
       consumed += take;
@@ -91,8 +91,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     if (r == CSOCK_SCAN_TOOLONG) {
       CHECK(fmt <= CSOCK_FMT_LINE_KEEP);
-      CHECK(nl == NULL ? buffered >= limit : (size_t)(nl - csock_buf_head(&b)) >= limit);
-      size_t skip = buffered < limit ? buffered : limit; /* as a script would: read(n) it away */
+      CHECK(nl == NULL ? buffered > limit : (size_t)(nl - csock_buf_head(&b)) > limit);
+      size_t skip = limit + 1; /* as a script would: read(n) it away */
       csock_buf_consume(&b, skip);
       consumed += skip;
       continue;
