@@ -41,7 +41,7 @@ DEBIAN_PKGS := lua5.4 liblua5.4-dev luarocks lua-busted make gcc clang libclang-
                python3 nodejs valgrind
 # busted, once per poll backend; names under .invalid are answered by a
 # preloaded shim, so the spec never sends a DNS query off the machine
-NODNS := build/spec/slowdns.so
+NODNS := $(CURDIR)/build/spec/slowdns.so
 SPEC := LD_PRELOAD=$(NODNS) CSOCK_BACKEND=epoll busted && LD_PRELOAD=$(NODNS) CSOCK_BACKEND=poll busted
 SHELL := /bin/bash
 

@@ -159,7 +159,7 @@ end
 local function pid_of(cmdline)
   local pid
   H.eventually(function()
-    local p = assert(io.popen("pgrep -f -n -- " .. q("^" .. cmdline:gsub("[][.()*+?^${}|\\]", "\\%0") .. "$")))
+    local p = assert(io.popen("env -u LD_PRELOAD pgrep -f -n -- " .. q("^" .. cmdline:gsub("[][.()*+?^${}|\\]", "\\%0") .. "$")))
     pid = math.tointeger(tonumber(p:read("l")))
     p:close()
     return pid
