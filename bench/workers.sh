@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # csock --workers: HTTP requests/s with 1 worker vs 2 on this machine
-# (examples/http_hello.lua, wrk keep-alive -c100), ROUNDS rounds in
+# (bench/servers/http_work.lua: requests that cost CPU, so the server and
+# not wrk is the bottleneck; SERVER=examples/http_hello.lua for the plain
+# one), wrk keep-alive -c100, ROUNDS rounds in
 # alternating order; prints each round and the median ratio 2 vs 1.
 # Usage: bench/workers.sh   (after `make`; ROUNDS=5 DURATION=5 by default)
 set -u
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-5} DURATION=${DURATION:-5} PORT=${PORT:-18080}
+SERVER=${SERVER:-bench/servers/http_work.lua}
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 make -s all >/dev/null || exit 1
 
 measure() { # workers -> requests/s
-  bin/csock --workers "$1" examples/http_hello.lua "$PORT" >/dev/null 2>&1 &
+  bin/csock --workers "$1" "$SERVER" "$PORT" >/dev/null 2>&1 &
   local pid=$! i
   for i in $(seq 1 100); do
     curl -s -o /dev/null "http://127.0.0.1:$PORT/" 2>/dev/null && break
