@@ -63,15 +63,19 @@ static void unlink_wait(csock_Task *t) {
   t->next_wait = NULL;
 }
 
+int csock_wakeone(csock_Task **list, int how) {
+  csock_Task *t = *list;
+  if (t == NULL) return 0;
+  *list = t->next_wait;
+  t->wait_list = NULL;
+  t->waitsock = NULL;
+  t->next_wait = NULL;
+  csock_schedule(t, how);
+  return 1;
+}
+
 void csock_wakeall(csock_Task **list, int how) {
-  while (*list) {
-    csock_Task *t = *list;
-    *list = t->next_wait;
-    t->wait_list = NULL;
-    t->waitsock = NULL;
-    t->next_wait = NULL;
-    csock_schedule(t, how);
-  }
+  while (csock_wakeone(list, how)) {}
 }
 
 int csock_suspend(lua_State *L, csock_Task *t, int64_t deadline, lua_KContext ctx, lua_KFunction k) {

@@ -106,6 +106,8 @@ int csock_suspend(lua_State *L, csock_Task *t, int64_t deadline, lua_KContext ct
 /* Puts t (on list *list, or on none) to sleep until woken; the caller still
  * calls csock_suspend. */
 void csock_waitin(csock_Task *t, csock_Task **list);
+/* Wakes the first task on *list with `how`: 1, or 0 if there was none. */
+int csock_wakeone(csock_Task **list, int how);
 /* Wakes every task on *list with `how`. */
 void csock_wakeall(csock_Task **list, int how);
 void csock_schedule(csock_Task *t, int how);

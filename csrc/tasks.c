@@ -58,13 +58,7 @@ void csock_task_ended(lua_State *L, csock_Task *t, int taskidx) {
     lua_setfield(L, -3, "connections");
     lua_getfield(L, -2, "slots");
     Cond *c = (Cond *)luaL_testudata(L, -1, CSOCK_COND_MT);
-    if (c != NULL && c->waiters != NULL) {
-      csock_Task *w = c->waiters;
-      c->waiters = w->next_wait;
-      w->wait_list = NULL;
-      w->next_wait = NULL;
-      csock_schedule(w, CSOCK_WOKE_READY);
-    }
+    if (c != NULL) csock_wakeone(&c->waiters, CSOCK_WOKE_READY);
     lua_pop(L, 4);
   }
   /* A finished coroutine (its stack unwound, <close> variables closed) can
@@ -397,14 +391,7 @@ static int cond_signal(lua_State *L) {
   Cond *c = (Cond *)luaL_checkudata(L, 1, CSOCK_COND_MT);
   int all = lua_toboolean(L, 2);
   int woke = 0;
-  while (c->waiters && (all || woke == 0)) {
-    csock_Task *t = c->waiters;
-    c->waiters = t->next_wait;
-    t->wait_list = NULL;
-    t->next_wait = NULL;
-    csock_schedule(t, CSOCK_WOKE_READY);
-    woke++;
-  }
+  while ((all || woke == 0) && csock_wakeone(&c->waiters, CSOCK_WOKE_READY)) woke++;
   lua_pushinteger(L, woke);
   return 1;
 }
