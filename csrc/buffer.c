@@ -47,8 +47,6 @@ ptrdiff_t csock_buf_findline(csock_Buffer *b) {
   return nl - (b->data + b->start);
 }
 
-#define FILL_MAX (1024 * 1024) /* the most one recv asks for */
-
 int csock_buf_scan(csock_Buffer *b, int fmt, size_t count, size_t limit, int eof,
                    size_t *take, size_t *keep, size_t *want) {
   size_t len = b->end - b->start;
@@ -78,7 +76,8 @@ int csock_buf_scan(csock_Buffer *b, int fmt, size_t count, size_t limit, int eof
         return CSOCK_SCAN_DONE;
       }
       if (!eof) {
-        if (count - len > *want) *want = count - len > FILL_MAX ? FILL_MAX : count - len;
+        if (count - len > *want)
+          *want = count - len > CSOCK_FILL_MAX ? CSOCK_FILL_MAX : count - len;
         return CSOCK_SCAN_NEED;
       }
       if (len == 0) return CSOCK_SCAN_EOF;
@@ -86,7 +85,7 @@ int csock_buf_scan(csock_Buffer *b, int fmt, size_t count, size_t limit, int eof
       return CSOCK_SCAN_DONE;
     default: /* CSOCK_FMT_ALL */
       if (!eof) {
-        if (len > *want) *want = len > FILL_MAX ? FILL_MAX : len; /* grow geometrically */
+        if (len > *want) *want = len > CSOCK_FILL_MAX ? CSOCK_FILL_MAX : len; /* grow geometrically */
         return CSOCK_SCAN_NEED;
       }
       *take = *keep = len;

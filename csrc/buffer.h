@@ -18,6 +18,7 @@ typedef struct csock_Buffer {
 
 #define CSOCK_BUF_CHUNK 16384
 #define CSOCK_POOL_MAX 256
+#define CSOCK_FILL_MAX (1024 * 1024) /* the most one recv asks for */
 
 /* Spare CHUNK-sized blocks, so that a buffer emptied by every request and
  * filled by the next one costs no malloc/free (nor the brk calls behind

@@ -105,36 +105,49 @@ static ssize_t fill(csock_Socket *s, size_t want) {
   return n;
 }
 
-/* The read engine shared by read and lines. Stack: 1 socket, 2..nf+1
- * formats, then the values read so far (kept across waits). Returns the
- * number of results: the values, then nil, message[, errno] on failure. */
-static int doread(lua_State *L, int status, int nf, lua_KFunction k) {
-  int base = nf + 1;
+int csock_readmore(lua_State *L, csock_Socket *s, size_t want, lua_KContext ctx,
+                   lua_KFunction k) {
+  ssize_t n = fill(s, want);
+  if (n > 0) return 0;
+  if (n == 0) {
+    if (s->type == SOCK_STREAM) s->eof = 1;
+    return 0;
+  }
+  if (!csock_sys_again((int)n) || (n = giveback(s)) < 0) return csock_oserror(L, (int)n);
+  return csock_wait(L, s, CSOCK_DIR_READ, ctx, k);
+}
+
+csock_Socket *csock_readresume(lua_State *L, int status, int *nres) {
+  *nres = 0;
   if (status == LUA_YIELD) {
-    if (csock_resumed(L)) return lua_gettop(L) - base;
+    if ((*nres = csock_resumed(L)) != 0) return NULL;
     csock_checksocket(L, 1)->drained = 0;
   }
   csock_Socket *s = csock_checksocket(L, 1);
   giveback(s); /* in case an earlier read raised while it had the scratch */
+  return s;
+}
+
+int csock_readdone(lua_State *L, csock_Socket *s) {
+  if (giveback(s) < 0) return csock_oserror(L, ENOMEM);
+  csock_buf_trim(&s->in, csock_pool(s)); /* an idle connection holds no buffer */
+  return 0;
+}
+
+/* The read engine shared by read and lines. Stack: 1 socket, 2..nf+1
+ * formats, then the values read so far (kept across waits). Returns the
+ * number of results: the values, then nil, message[, errno] on failure. */
+static int doread(lua_State *L, int status, int nf, lua_KFunction k) {
+  int base = nf + 1, r;
+  csock_Socket *s = csock_readresume(L, status, &r);
+  if (s == NULL) return lua_gettop(L) - base;
   while (lua_gettop(L) - base < nf) {
     size_t want;
     int st = try_format(L, s, 2 + lua_gettop(L) - base, &want);
     if (st == TRY_DONE) continue;
-    if (st == TRY_FAILED) break;
-    ssize_t n = fill(s, want);
-    if (n > 0) continue;
-    if (n == 0) {
-      if (s->type == SOCK_STREAM) s->eof = 1;
-      continue;
-    }
-    if (!csock_sys_again((int)n) || (n = giveback(s)) < 0) {
-      csock_oserror(L, (int)n);
-      break;
-    }
-    if (csock_wait(L, s, CSOCK_DIR_READ, nf, k)) break;
+    if (st == TRY_FAILED || csock_readmore(L, s, want, nf, k)) break;
   }
-  if (giveback(s) < 0) return csock_oserror(L, ENOMEM);
-  csock_buf_trim(&s->in, csock_pool(s)); /* an idle connection holds no buffer */
+  csock_readdone(L, s);
   return lua_gettop(L) - base;
 }
 
@@ -233,6 +246,30 @@ static int deferred_error(lua_State *L, csock_Socket *s) {
   return csock_oserror(L, err);
 }
 
+char *csock_outreserve(lua_State *L, csock_Socket *s, size_t n) {
+  /* In a task, small writes wait in the socket's bounded output buffer
+   * for the loop's flush: one send per socket per turn of the loop. */
+  if (csock_buf_len(&s->out) + n > CSOCK_OUT_MAX || s->flushing ||
+      csock_current(s->loop, L) == NULL)
+    return NULL;
+  size_t avail;
+  return csock_buf_reserve(&s->out, n, &avail, csock_pool(s));
+}
+
+void csock_outcommit(csock_Socket *s, size_t n) {
+  csock_buf_commit(&s->out, n);
+  csock_markdirty(s);
+}
+
+int csock_sendnow(lua_State *L, csock_Socket *s) {
+  csock_begin(s, CSOCK_DIR_WRITE);
+  return write_k(L, LUA_OK, 0);
+}
+
+int csock_outfailed(lua_State *L, csock_Socket *s) {
+  return s->out_err ? deferred_error(L, s) : 0;
+}
+
 static int l_write(lua_State *L) {
   csock_Socket *s = csock_checksocket(L, 1);
   int top = lua_gettop(L);
@@ -243,27 +280,17 @@ static int l_write(lua_State *L) {
     total += len;
   }
   if (s->out_err) return deferred_error(L, s);
-  /* In a task, small writes wait in the socket's bounded output buffer
-   * for the loop's flush: one send per socket per turn of the loop. */
-  if (csock_buf_len(&s->out) + total <= CSOCK_OUT_MAX && !s->flushing &&
-      csock_current(s->loop, L) != NULL) {
-    size_t avail;
-    char *p = csock_buf_reserve(&s->out, total, &avail, csock_pool(s));
-    if (p != NULL) {
-      for (int i = 2; i <= top; i++) {
-        size_t len;
-        const char *str = lua_tolstring(L, i, &len);
-        memcpy(p, str, len);
-        p += len;
-      }
-      csock_buf_commit(&s->out, total);
-      csock_markdirty(s);
-      lua_settop(L, 1);
-      return 1;
-    }
+  char *p = csock_outreserve(L, s, total);
+  if (p == NULL) return csock_sendnow(L, s);
+  for (int i = 2; i <= top; i++) {
+    size_t len;
+    const char *str = lua_tolstring(L, i, &len);
+    memcpy(p, str, len);
+    p += len;
   }
-  csock_begin(s, CSOCK_DIR_WRITE);
-  return write_k(L, LUA_OK, 0);
+  csock_outcommit(s, total);
+  lua_settop(L, 1);
+  return 1;
 }
 
 static int l_flush(lua_State *L) {
@@ -271,8 +298,7 @@ static int l_flush(lua_State *L) {
   lua_settop(L, 1);
   if (s->out_err) return deferred_error(L, s);
   if (csock_buf_len(&s->out) == 0) return 1;
-  csock_begin(s, CSOCK_DIR_WRITE);
-  return write_k(L, LUA_OK, 0);
+  return csock_sendnow(L, s);
 }
 
 static const luaL_Reg methods[] = {

@@ -109,6 +109,26 @@ void csock_open_signals(lua_State *L);
 void csock_open_options(lua_State *L);
 void csock_open_transfer(lua_State *L);
 void csock_open_bufio(lua_State *L);
+/* bufio.c: the buffered reader's plumbing, for readers of other shapes
+ * (resp.c). A reader's function and its continuation start with
+ * csock_readresume (NULL: return *nres, the wait's failure, pushed), scan
+ * s->in, call csock_readmore when it needs `want` more bytes (0: scan
+ * again, s->eof may now be set; else the failure was pushed: stop) and end
+ * with csock_readdone (0, or the failure it pushed). */
+csock_Socket *csock_readresume(lua_State *L, int status, int *nres);
+int csock_readmore(lua_State *L, csock_Socket *s, size_t want, lua_KContext ctx,
+                   lua_KFunction k);
+int csock_readdone(lua_State *L, csock_Socket *s);
+/* Writers of other shapes: csock_outfailed first (the failure of output
+ * sent earlier, pushed, or 0); then csock_outreserve gives room for n bytes
+ * of coalesced output (in a task, when they fit; fill it, then
+ * csock_outcommit) or NULL: then put the bytes as strings at 2..top and
+ * return csock_sendnow, which sends them as write does. */
+int csock_outfailed(lua_State *L, csock_Socket *s);
+char *csock_outreserve(lua_State *L, csock_Socket *s, size_t n);
+void csock_outcommit(csock_Socket *s, size_t n);
+int csock_sendnow(lua_State *L, csock_Socket *s);
+void csock_open_resp(lua_State *L);
 void csock_open_select(lua_State *L);
 
 #endif

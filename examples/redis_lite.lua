@@ -7,63 +7,49 @@ local csock = require "csock"
 local port = tonumber(arg[1]) or 6380
 local store = {}
 
-local function bulk(s) return "$" .. #s .. "\r\n" .. s .. "\r\n" end
-
+-- Each command gets the connection and its words, writes its reply and
+-- returns true, or returns nothing when it has the wrong number of words.
+-- writeresp encodes a string as a bulk string, an integer as an integer,
+-- false as null and a table as an array; write sends a reply as it is.
 local commands = {
-  PING = function(a) return a[2] and bulk(a[2]) or "+PONG\r\n" end,
-  ECHO = function(a) return a[2] and bulk(a[2]) end,
-  SET = function(a)
-    if not a[3] then return nil end
+  PING = function(c, a) return a[2] and c:writeresp(a[2]) or c:write("+PONG\r\n") end,
+  ECHO = function(c, a) return a[2] and c:writeresp(a[2]) end,
+  SET = function(c, a)
+    if not a[3] then return end
     store[a[2]] = a[3]
-    return "+OK\r\n"
+    return c:write("+OK\r\n")
   end,
-  GET = function(a)
-    if not a[2] then return nil end
-    local v = store[a[2]]
-    return v and bulk(v) or "$-1\r\n"
-  end,
-  DEL = function(a)
+  GET = function(c, a) return a[2] and c:writeresp(store[a[2]] or false) end,
+  DEL = function(c, a)
     local n = 0
     for i = 2, #a do
       if store[a[i]] then n, store[a[i]] = n + 1, nil end
     end
-    return ":" .. n .. "\r\n"
+    return c:writeresp(n)
   end,
-  CONFIG = function() return "*0\r\n" end,
+  CONFIG = function(c) return c:writeresp({}) end,
 }
-
--- One command's words, or nil when the client is gone or speaks nonsense.
-local function read_command(conn)
-  local line = conn:read("l")
-  if not line then return nil end
-  if line:byte(1) ~= 42 then -- not '*': an inline command
-    local words = {}
-    for w in line:gmatch("%S+") do words[#words + 1] = w end
-    return words
-  end
-  local n = math.tointeger(tonumber(line:sub(2)))
-  if not n or n < 0 or n > 1024 * 1024 then return nil end
-  local words = {}
-  for i = 1, n do
-    local len = conn:read("l")
-    len = len and len:byte(1) == 36 and math.tointeger(tonumber(len:sub(2)))
-    if not len or len < 0 or len > 512 * 1024 * 1024 then return nil end
-    words[i] = conn:read(len)
-    if not words[i] or conn:read(2) ~= "\r\n" then return nil end
-  end
-  return words
-end
 
 csock.listen("0.0.0.0", port, function(conn)
   while true do
-    local words = read_command(conn)
-    if not words then return end
-    if #words > 0 then
-      local name = words[1]:upper()
-      local command = commands[name]
-      local reply = command and command(words)
-      conn:write(reply or command and "-ERR wrong number of arguments for '" .. name .. "'\r\n"
-        or "-ERR unknown command '" .. name .. "'\r\n")
+    -- One command as a list of words (multibulk or an inline line), or
+    -- nil, message when the client is gone or breaks the protocol.
+    local words, err = conn:readresp()
+    local valid = type(words) == "table"
+    for i = 1, valid and #words or 0 do -- a command is strings only
+      if type(words[i]) ~= "string" then valid = false end
+    end
+    if not valid then
+      if words ~= nil or err:find("^protocol error") then conn:write("-ERR Protocol error\r\n") end
+      return
+    end
+    local name = words[1]
+    if name then
+      local command = commands[name] or commands[name:upper()]
+      if not (command and command(conn, words)) then
+        conn:writeresp({ err = (command and "ERR wrong number of arguments for '"
+          or "ERR unknown command '") .. name .. "'" })
+      end
     end
   end
 end)

@@ -166,6 +166,14 @@ local method_cases = {
   { "inet", "stream", "write", { true } },
   { "inet", "stream", "write", { "ok", {} } },
   { "inet", "stream", "write", { n = 1 } },
+  { "inet", "stream", "writeresp", { n = 0 } },
+  { "inet", "stream", "writeresp", { n = 1 } },
+  { "inet", "stream", "writeresp", { true } },
+  { "inet", "stream", "writeresp", { 1.5 } },
+  { "inet", "stream", "writeresp", { print } },
+  { "inet", "stream", "writeresp", { { "ok", print } } },
+  { "inet", "stream", "writeresp", { { err = "two\r\nlines" } } },
+  { "inet", "stream", "writeresp", { { err = true } } },
   { "inet", "stream", "setreadlimit", { -1 } },
   { "inet", "stream", "setreadlimit", { NaN } },
   { "inet", "stream", "setreadlimit", { "x" } },
@@ -272,6 +280,8 @@ describe("a closed socket", function()
     { "read", { 4 } },
     { "write", { "x" } },
     { "flush", {} },
+    { "readresp", {} },
+    { "writeresp", { "x" } },
     { "setreadlimit", { 10 } },
   }
   for _, use in ipairs(uses) do
