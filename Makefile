@@ -101,12 +101,13 @@ $(NODNS): spec/tools/slowdns.c
 	$(CC) -shared -fPIC -O2 -o $@ spec/tools/slowdns.c -ldl
 
 # libFuzzer harnesses (spec/fuzz/): the reader and addresses on their
-# Lua-free layers, options through the Lua API. Seeds live in
+# Lua-free layers, options and RESP (readresp/writeresp) through the Lua
+# API. Seeds live in
 # spec/fuzz/corpus/NAME, reproducers of fixed crashes in spec/fuzz/crashes/
 # (replayed first); new finds go to build/fuzz/.
 FUZZ_SECONDS ?= 20
 FUZZ_FLAGS   := -g -O1 -std=gnu11 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -I$(LUA_INCDIR) -Icsrc
-FUZZERS      := reader addr options
+FUZZERS      := reader addr options resp
 build/fuzz/fuzz_reader: spec/fuzz/fuzz_reader.c csrc/buffer.c csrc/buffer.h
 	@mkdir -p build/fuzz
 	clang $(FUZZ_FLAGS) -o $@ spec/fuzz/fuzz_reader.c csrc/buffer.c
@@ -116,6 +117,9 @@ build/fuzz/fuzz_addr: spec/fuzz/fuzz_addr.c csrc/addr.c csrc/addr.h
 build/fuzz/fuzz_options: spec/fuzz/fuzz_options.c $(SRCS) build/embedded.c $(HDRS)
 	@mkdir -p build/fuzz
 	clang $(FUZZ_FLAGS) -o $@ spec/fuzz/fuzz_options.c $(SRCS) build/embedded.c $(LUA_LIB) -lm -ldl $(LIBS)
+build/fuzz/fuzz_resp: spec/fuzz/fuzz_resp.c $(SRCS) build/embedded.c $(HDRS)
+	@mkdir -p build/fuzz
+	clang $(FUZZ_FLAGS) -o $@ spec/fuzz/fuzz_resp.c $(SRCS) build/embedded.c $(LUA_LIB) -lm -ldl $(LIBS)
 
 fuzz: deps $(FUZZERS:%=build/fuzz/fuzz_%)
 	@set -e; for f in $(FUZZERS); do \

@@ -105,12 +105,12 @@ static int on_line(lua_State *L, const char *p, size_t len, long long *bulk) {
         lua_pushboolean(L, 0); /* null array */
         return place(L);
       }
+      if ((lua_gettop(L) - 1) / RESP_LEVEL >= RESP_MAX_DEPTH) /* an empty one counts too */
+        return protocol_error(L, "arrays nested too deep"), -1;
       if (n == 0) {
         lua_newtable(L);
         return place(L);
       }
-      if ((lua_gettop(L) - 1) / RESP_LEVEL >= RESP_MAX_DEPTH)
-        return protocol_error(L, "arrays nested too deep"), -1;
       lua_createtable(L, n < 64 ? (int)n : 64, 0); /* grows as elements arrive, not on a promise */
       lua_pushinteger(L, 0);
       lua_pushinteger(L, (lua_Integer)n);
@@ -118,6 +118,10 @@ static int on_line(lua_State *L, const char *p, size_t len, long long *bulk) {
     default:
       if (nested) return protocol_error(L, "expected a type byte"), -1;
       push_inline(L, p, len);
+      if (lua_rawlen(L, -1) == 0) { /* only blanks: skipped as an empty line */
+        lua_pop(L, 1);
+        return 0;
+      }
       return place(L);
   }
 }
@@ -245,7 +249,6 @@ static size_t encode(lua_State *L, int idx, int depth, char *out) {
       if (lua_toboolean(L, idx)) luaL_argerror(L, 2, "true has no RESP form (false is null)");
       return put_bytes(out, "$-1\r\n", 5);
     case LUA_TTABLE:
-      if (depth >= RESP_MAX_DEPTH) luaL_argerror(L, 2, "tables nested too deep (or a cycle)");
       luaL_checkstack(L, 2, "writeresp");
       lua_pushliteral(L, "err");
       if (lua_rawget(L, idx) != LUA_TNIL) {
@@ -259,6 +262,8 @@ static size_t encode(lua_State *L, int idx, int depth, char *out) {
         return n;
       }
       lua_pop(L, 1);
+      /* depth counts the arrays around this one, as readresp's limit does */
+      if (depth >= RESP_MAX_DEPTH) luaL_argerror(L, 2, "tables nested too deep (or a cycle)");
       lua_Integer count = (lua_Integer)lua_rawlen(L, idx);
       n = put_head(out, '*', (long long)count);
       for (lua_Integer i = 1; i <= count; i++) {

@@ -54,8 +54,18 @@ describe("sock:readresp", function()
     assert.are.same({ "lf", "only" }, s:readresp())
   end)
 
-  it("skips empty lines between commands, as Redis does", function()
-    c:send("\r\n\r\n*1\r\n$4\r\nPING\r\n")
+  it("reads arrays nested 32 deep, the limit, empty or holding an error", function()
+    local function nest(v, n) for _ = 1, n do v = { v } end return v end
+    c:send(("*1\r\n"):rep(31) .. "*0\r\n" .. ("*1\r\n"):rep(32) .. "-ERR deep\r\n")
+    assert.are.same(nest({}, 31), s:readresp())
+    local deep = nest({ err = "ERR deep" }, 32)
+    assert.are.same(deep, s:readresp())
+    c:writeresp(deep) -- and writeresp sends back what readresp accepts
+    assert.are.same(deep, s:readresp())
+  end)
+
+  it("skips empty and blank lines between commands, as Redis does", function()
+    c:send("\r\n \t\r\n\r\n*1\r\n$4\r\nPING\r\n")
     assert.are.same({ "PING" }, s:readresp())
   end)
 
@@ -159,6 +169,7 @@ describe("sock:readresp", function()
     { "*2\r\n\r\n", "empty line in an array" },
     { "*1\r\nPING\r\n", "expected a type byte" },
     { ("*1\r\n"):rep(40) .. ":1\r\n", "arrays nested too deep" },
+    { ("*1\r\n"):rep(32) .. "*0\r\n", "arrays nested too deep" },
   }
   for _, case in ipairs(bad) do
     it(("returns nil, 'protocol error: %s' for %q"):format(case[2], case[1]), function()
