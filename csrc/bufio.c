@@ -1,8 +1,10 @@
 /*
- * io-style buffered reading and writing: read, lines, write, flush.
+ * io-style buffered reading and writing: read, lines, readuntil, write,
+ * flush.
  * Reads go through the socket's receive buffer (buffer.h), so a timeout
  * or an over-long line loses no byte; writes hand every byte to the kernel.
  */
+#define _GNU_SOURCE /* memmem */
 #include <errno.h>
 #include <string.h>
 #include <sys/uio.h>
@@ -195,6 +197,50 @@ static int l_lines(lua_State *L) {
   return 1;
 }
 
+/* readuntil: stack 1 socket, 2 delimiter. ctx: how many buffered bytes
+ * were searched already, so a value that trickles in is searched once. */
+static int until_k(lua_State *L, int status, lua_KContext searched) {
+  int r;
+  csock_Socket *s = csock_readresume(L, status, &r);
+  if (s == NULL) return r;
+  size_t dlen;
+  const char *delim = lua_tolstring(L, 2, &dlen);
+  for (;;) {
+    const char *p = csock_buf_head(&s->in);
+    size_t len = csock_buf_len(&s->in);
+    size_t from = (size_t)searched >= dlen ? (size_t)searched - (dlen - 1) : 0;
+    const char *hit = len >= from + dlen ? memmem(p + from, len - from, delim, dlen) : NULL;
+    if (hit != NULL && (size_t)(hit - p) <= s->readlimit) {
+      lua_pushlstring(L, p, (size_t)(hit - p));
+      csock_buf_consume(&s->in, (size_t)(hit - p) + dlen);
+      r = 1;
+      break;
+    }
+    if (hit != NULL || len >= s->readlimit + dlen) {
+      r = csock_fail(L, "line too long");
+      break;
+    }
+    if (s->eof) {
+      r = csock_closed(L);
+      break;
+    }
+    searched = (lua_KContext)len;
+    if ((r = csock_readmore(L, s, CSOCK_BUF_CHUNK, searched, until_k)) != 0) break;
+  }
+  int err = csock_readdone(L, s);
+  return err ? err : r;
+}
+
+static int l_readuntil(lua_State *L) {
+  csock_Socket *s = csock_checksocket(L, 1);
+  size_t dlen;
+  luaL_checklstring(L, 2, &dlen);
+  luaL_argcheck(L, dlen > 0, 2, "empty delimiter");
+  lua_settop(L, 2);
+  csock_begin(s, CSOCK_DIR_READ);
+  return until_k(L, LUA_OK, 0);
+}
+
 /* Stack: 1 socket, 2.. strings. ctx: bytes of them already sent. Output
  * a task coalesced earlier goes out first, in the same sendmsg. */
 static int write_k(lua_State *L, int status, lua_KContext ctx) {
@@ -304,6 +350,7 @@ static int l_flush(lua_State *L) {
 static const luaL_Reg methods[] = {
   {"read", l_read},
   {"lines", l_lines},
+  {"readuntil", l_readuntil},
   {"write", l_write},
   {"flush", l_flush},
   {NULL, NULL},

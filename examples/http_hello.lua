@@ -8,29 +8,19 @@ local body = "Hello, World!\n"
 local response = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: "
   .. #body .. "\r\n\r\n" .. body
 
--- Reads one request's headers: its body length, and whether to close after.
--- Only Content-Length and Connection matter, so other headers (the first
--- letter is not C) are skipped without parsing them.
-local function headers(conn)
-  local length, close = 0, false
-  while true do
-    local line = conn:read("l")
-    if line == nil then return nil end
-    if line == "" then return length, close end
-    local c = line:byte(1)
-    if c == 67 or c == 99 then
-      local name, value = line:match("^(%S+):%s*(.-)%s*$")
-      name = name and name:lower()
-      if name == "content-length" then length = math.tointeger(tonumber(value)) or 0 end
-      if name == "connection" then close = value:lower() == "close" end
-    end
-  end
-end
-
+-- Each request's head (its request line and headers) comes whole, in one
+-- call; only Content-Length and Connection matter to this server.
 csock.listen("0.0.0.0", port, function(conn)
-  while conn:read("l") do -- the request line
-    local length, close = headers(conn)
-    if length == nil or (length > 0 and not conn:read(length)) then return end
+  while true do
+    local head = conn:readuntil("\r\n\r\n")
+    if not head then return end
+    local length, close = 0, false
+    if head:find("\n[Cc]") then -- only a header starting with C can matter
+      head = head:lower()
+      length = math.tointeger(tonumber(head:match("\ncontent%-length:[ \t]*(%d+)"))) or 0
+      close = head:find("\nconnection:[ \t]*close") ~= nil
+    end
+    if length > 0 and not conn:read(length) then return end
     conn:write(response)
     if close then return end
   end

@@ -166,6 +166,9 @@ local method_cases = {
   { "inet", "stream", "write", { true } },
   { "inet", "stream", "write", { "ok", {} } },
   { "inet", "stream", "write", { n = 1 } },
+  { "inet", "stream", "readuntil", { "" } },
+  { "inet", "stream", "readuntil", { n = 1 } },
+  { "inet", "stream", "readuntil", { {} } },
   { "inet", "stream", "writeresp", { n = 0 } },
   { "inet", "stream", "writeresp", { n = 1 } },
   { "inet", "stream", "writeresp", { true } },
@@ -281,6 +284,7 @@ describe("a closed socket", function()
     { "write", { "x" } },
     { "flush", {} },
     { "readresp", {} },
+    { "readuntil", { "\n" } },
     { "writeresp", { "x" } },
     { "setreadlimit", { 10 } },
   }
