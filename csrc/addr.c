@@ -94,12 +94,27 @@ int csock_addr_resolve(const char *host, int port, int family, int socktype,
   return *count > 0 ? 0 : EAI_NONAME;
 }
 
+/* Dotted quad, as inet_ntop writes it, without its sprintf per byte:
+ * every accepted connection formats its peer's address. */
+static void format_ipv4(const struct in_addr *a, char *host, size_t hostlen) {
+  const unsigned char *b = (const unsigned char *)&a->s_addr;
+  char text[16], *p = text;
+  for (int i = 0; i < 4; i++) {
+    unsigned v = b[i];
+    if (v >= 100) *p++ = (char)('0' + v / 100);
+    if (v >= 10) *p++ = (char)('0' + v / 10 % 10);
+    *p++ = (char)('0' + v % 10);
+    *p++ = i < 3 ? '.' : '\0';
+  }
+  if ((size_t)(p - text) <= hostlen) memcpy(host, text, (size_t)(p - text));
+}
+
 int csock_addr_format(const struct sockaddr *sa, socklen_t len, char *host, size_t hostlen) {
   host[0] = '\0';
   switch (sa->sa_family) {
     case AF_INET: {
       const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-      inet_ntop(AF_INET, &in->sin_addr, host, (socklen_t)hostlen);
+      format_ipv4(&in->sin_addr, host, hostlen);
       return ntohs(in->sin_port);
     }
     case AF_INET6: {

@@ -123,9 +123,9 @@ csock_Socket *csock_readresume(lua_State *L, int status, int *nres) {
   *nres = 0;
   if (status == LUA_YIELD) {
     if ((*nres = csock_resumed(L)) != 0) return NULL;
-    csock_checksocket(L, 1)->drained = 0;
+    csock_vettedsocket(L, 1)->drained = 0;
   }
-  csock_Socket *s = csock_checksocket(L, 1);
+  csock_Socket *s = csock_vettedsocket(L, 1);
   giveback(s); /* in case an earlier read raised while it had the scratch */
   return s;
 }
@@ -246,7 +246,7 @@ static int l_readuntil(lua_State *L) {
 static int write_k(lua_State *L, int status, lua_KContext ctx) {
   int r;
   if (status == LUA_YIELD && (r = csock_resumed(L))) return r;
-  csock_Socket *s = csock_checksocket(L, 1);
+  csock_Socket *s = csock_vettedsocket(L, 1);
   size_t sent = (size_t)ctx;
   int top = lua_gettop(L);
   for (;;) {

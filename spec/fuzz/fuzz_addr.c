@@ -4,6 +4,7 @@
  * What parses must format back to text that parses to the same address;
  * nothing may overrun a buffer; over-long paths are refused, never cut.
  */
+#include <arpa/inet.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int p = csock_addr_format((struct sockaddr *)&a.ss, a.len, host, sizeof host);
     CHECK(p == port);
     CHECK(strlen(host) < sizeof host);
+    if (a.ss.ss_family == AF_INET) { /* the hand-made dotted quad is inet_ntop's */
+      char libc[INET_ADDRSTRLEN];
+      CHECK(inet_ntop(AF_INET, &((struct sockaddr_in *)&a.ss)->sin_addr, libc, sizeof libc) != NULL);
+      CHECK(strcmp(libc, host) == 0);
+    }
     CHECK(csock_addr_numeric(host, port, a.ss.ss_family, &back) == 1);
     CHECK(back.len == a.len && memcmp(&back.ss, &a.ss, a.len) == 0);
   }
