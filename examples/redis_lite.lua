@@ -32,25 +32,25 @@ local commands = {
 
 csock.listen("0.0.0.0", port, function(conn)
   while true do
-    -- One command as a list of words (multibulk or an inline line), or
+    -- One command as a list of words (multibulk or an inline line; its
+    -- arguments may be any RESP value, the store keeps what it gets), or
     -- nil, message when the client is gone or breaks the protocol.
     local words, err = conn:readresp()
-    local valid = type(words) == "table"
-    for i = 1, valid and #words or 0 do -- a command is strings only
-      if type(words[i]) ~= "string" then valid = false end
-    end
-    if not valid then
-      if words ~= nil or err:find("^protocol error") then conn:write("-ERR Protocol error\r\n") end
+    if not words then
+      if err:find("^protocol error") then conn:write("-ERR Protocol error\r\n") end
       return
     end
-    local name = words[1]
-    if name then
+    local name = type(words) == "table" and words[1]
+    if type(name) == "string" then
       local command = commands[name] or commands[name:upper()]
       if not (command and command(conn, words)) then
         conn:writeresp({ err = (command and "ERR wrong number of arguments for '"
           or "ERR unknown command '") .. name .. "'" })
       end
-    end
+    elseif name ~= nil then -- a reply, or a command whose name is not a string
+      conn:write("-ERR Protocol error\r\n")
+      return
+    end -- (an empty command is ignored, as Redis does)
   end
 end)
 
