@@ -120,12 +120,10 @@ int csock_readmore(lua_State *L, csock_Socket *s, size_t want, lua_KContext ctx,
 }
 
 csock_Socket *csock_readresume(lua_State *L, int status, int *nres) {
-  *nres = 0;
-  if (status == LUA_YIELD) {
-    if ((*nres = csock_resumed(L)) != 0) return NULL;
-    csock_vettedsocket(L, 1)->drained = 0;
-  }
+  *nres = status == LUA_YIELD ? csock_resumed(L) : 0;
+  if (*nres != 0) return NULL;
   csock_Socket *s = csock_vettedsocket(L, 1);
+  if (status == LUA_YIELD) s->drained = 0; /* woken: the kernel has bytes again */
   giveback(s); /* in case an earlier read raised while it had the scratch */
   return s;
 }
@@ -286,12 +284,6 @@ static int write_k(lua_State *L, int status, lua_KContext ctx) {
   return 1;
 }
 
-/* A failure of output the loop sent on the script's behalf. */
-static int deferred_error(lua_State *L, csock_Socket *s) {
-  int err = s->out_err; /* kept: later writes fail the same way */
-  return csock_oserror(L, err);
-}
-
 char *csock_outreserve(lua_State *L, csock_Socket *s, size_t n) {
   /* In a task, small writes wait in the socket's bounded output buffer
    * for the loop's flush: one send per socket per turn of the loop. */
@@ -312,8 +304,10 @@ int csock_sendnow(lua_State *L, csock_Socket *s) {
   return write_k(L, LUA_OK, 0);
 }
 
+/* A failure of output the loop sent on the script's behalf; out_err is
+ * kept, so later writes fail the same way. */
 int csock_outfailed(lua_State *L, csock_Socket *s) {
-  return s->out_err ? deferred_error(L, s) : 0;
+  return s->out_err ? csock_oserror(L, s->out_err) : 0;
 }
 
 static int l_write(lua_State *L) {
@@ -325,7 +319,8 @@ static int l_write(lua_State *L) {
     luaL_checklstring(L, i, &len);
     total += len;
   }
-  if (s->out_err) return deferred_error(L, s);
+  int r = csock_outfailed(L, s);
+  if (r) return r;
   char *p = csock_outreserve(L, s, total);
   if (p == NULL) return csock_sendnow(L, s);
   for (int i = 2; i <= top; i++) {
@@ -342,7 +337,8 @@ static int l_write(lua_State *L) {
 static int l_flush(lua_State *L) {
   csock_Socket *s = csock_checksocket(L, 1);
   lua_settop(L, 1);
-  if (s->out_err) return deferred_error(L, s);
+  int r = csock_outfailed(L, s);
+  if (r) return r;
   if (csock_buf_len(&s->out) == 0) return 1;
   return csock_sendnow(L, s);
 }

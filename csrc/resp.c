@@ -126,71 +126,55 @@ static int on_line(lua_State *L, const char *p, size_t len, long long *bulk) {
   }
 }
 
+enum { STEP_NEED = -1, STEP_ON = 0 }; /* else: the number of results pushed */
+
+/* One step of reading a value from what is buffered: a line, or a bulk
+ * string's bytes. *bulk: 0, or 1 + the length of a bulk string whose
+ * bytes come next; *want: how many bytes to ask for on STEP_NEED. */
+static int resp_step(lua_State *L, csock_Socket *s, lua_KContext *bulk, size_t *want) {
+  const char *p = csock_buf_head(&s->in);
+  size_t len = csock_buf_len(&s->in), take, keep;
+  if (*bulk > 0) { /* a bulk string's bytes, then "\r\n" */
+    size_t need = (size_t)*bulk - 1 + 2;
+    if (len < need) {
+      if (s->eof) return csock_closed(L);
+      *want = need - len > CSOCK_FILL_MAX ? CSOCK_FILL_MAX : need - len;
+      return STEP_NEED;
+    }
+    if (p[need - 2] != '\r' || p[need - 1] != '\n') return protocol_error(L, "bulk string without CRLF");
+    lua_pushlstring(L, p, need - 2);
+    csock_buf_consume(&s->in, need);
+    *bulk = 0;
+    return place(L);
+  }
+  switch (csock_buf_scan(&s->in, CSOCK_FMT_LINE, 0, s->readlimit, s->eof, &take, &keep, want)) {
+    case CSOCK_SCAN_DONE: {
+      if (take == keep) return csock_closed(L); /* the stream ended inside a line */
+      long long n = -1;
+      int st = on_line(L, p, keep, &n);
+      if (st < 0) return 2; /* nil, message */
+      csock_buf_consume(&s->in, take);
+      if (n >= 0) *bulk = (lua_KContext)n + 1;
+      return st;
+    }
+    case CSOCK_SCAN_NEED: return STEP_NEED;
+    case CSOCK_SCAN_TOOLONG: return csock_fail(L, "line too long");
+    default: return csock_closed(L);
+  }
+}
+
 /* Stack: 1 socket, then RESP_LEVEL slots per array under construction.
- * ctx: 0, or 1 + the length of a bulk string whose bytes are awaited. */
+ * ctx: resp_step's *bulk, kept across waits. */
 static int resp_k(lua_State *L, int status, lua_KContext ctx) {
   int r;
   csock_Socket *s = csock_readresume(L, status, &r);
   if (s == NULL) return r;
   for (;;) {
-    const char *p = csock_buf_head(&s->in);
-    size_t len = csock_buf_len(&s->in), want, take, keep;
-    if (ctx > 0) { /* a bulk string's bytes, then "\r\n" */
-      size_t need = (size_t)ctx - 1 + 2;
-      if (len >= need) {
-        if (p[need - 2] != '\r' || p[need - 1] != '\n') {
-          r = protocol_error(L, "bulk string without CRLF");
-          break;
-        }
-        lua_pushlstring(L, p, need - 2);
-        csock_buf_consume(&s->in, need);
-        ctx = 0;
-        if (place(L)) {
-          r = 0;
-          break;
-        }
-        continue;
-      }
-      if (s->eof) {
-        r = csock_closed(L);
-        break;
-      }
-      want = need - len > CSOCK_FILL_MAX ? CSOCK_FILL_MAX : need - len;
-    } else {
-      switch (csock_buf_scan(&s->in, CSOCK_FMT_LINE, 0, s->readlimit, s->eof, &take, &keep, &want)) {
-        case CSOCK_SCAN_DONE: {
-          if (take == keep) { /* the stream ended inside a line */
-            r = csock_closed(L);
-            goto done;
-          }
-          long long bulk = -1;
-          int st = on_line(L, p, keep, &bulk);
-          if (st < 0) {
-            r = 2; /* nil, message */
-            goto done;
-          }
-          csock_buf_consume(&s->in, take);
-          if (st > 0) {
-            r = 0;
-            goto done;
-          }
-          if (bulk >= 0) ctx = (lua_KContext)bulk + 1;
-          continue;
-        }
-        case CSOCK_SCAN_NEED:
-          break;
-        case CSOCK_SCAN_TOOLONG:
-          r = csock_fail(L, "line too long");
-          goto done;
-        default:
-          r = csock_closed(L);
-          goto done;
-      }
-    }
-    if ((r = csock_readmore(L, s, want, ctx, resp_k)) != 0) break;
+    size_t want;
+    r = resp_step(L, s, &ctx, &want);
+    if (r > 0) break; /* the value (place returned 1), or a failure */
+    if (r == STEP_NEED && (r = csock_readmore(L, s, want, ctx, resp_k)) != 0) break;
   }
-done:
-  if (r == 0) r = 1; /* the value on top */
   int err = csock_readdone(L, s);
   return err ? err : r;
 }
