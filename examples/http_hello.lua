@@ -8,18 +8,28 @@ local body = "Hello, World!\n"
 local response = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: "
   .. #body .. "\r\n\r\n" .. body
 
--- Each request's head (its request line and headers) comes whole, in one
--- call; only Content-Length and Connection matter to this server.
+-- The two headers that matter to this server: the request body's length,
+-- and whether the client wants the connection closed after the answer.
+-- Plain (not pattern) searches: this runs once per request.
+local function parse(head)
+  if not (head:find("\nC", 1, true) or head:find("\nc", 1, true)) then
+    return 0, false -- only a header starting with C can matter
+  end
+  head = head:lower()
+  local length, close = 0, false
+  local at = head:find("\ncontent-length:", 1, true)
+  if at then length = math.tointeger(tonumber(head:match("^[ \t]*(%d+)", at + 16))) or 0 end
+  at = head:find("\nconnection:", 1, true)
+  if at then close = head:find("^[ \t]*close", at + 12) ~= nil end
+  return length, close
+end
+
+-- Each request's head (its request line and headers) comes whole, in one call.
 csock.listen("0.0.0.0", port, function(conn)
   while true do
     local head = conn:readuntil("\r\n\r\n")
     if not head then return end
-    local length, close = 0, false
-    if head:find("\n[Cc]") then -- only a header starting with C can matter
-      head = head:lower()
-      length = math.tointeger(tonumber(head:match("\ncontent%-length:[ \t]*(%d+)"))) or 0
-      close = head:find("\nconnection:[ \t]*close") ~= nil
-    end
+    local length, close = parse(head)
     if length > 0 and not conn:read(length) then return end
     conn:write(response)
     if close then return end

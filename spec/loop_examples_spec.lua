@@ -174,7 +174,7 @@ describe("http_hello.lua", function()
     local srv = start("http_hello.lua", port)
     local c = client(port)
     assert(c:write(
-      "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\nhello=world",
+      "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length:11\r\nConnection: keep-alive\r\n\r\nhello=world",
       "GET /b HTTP/1.1\r\nHost: x\r\n\r\n",
       "POST /c HTTP/1.1\r\nHost: x\r\ncontent-length: 3\r\nConnection: Close\r\n\r\nabc"))
     for _ = 1, 3 do assert.are.same(HELLO, read_response(c)) end
