@@ -5,8 +5,8 @@
 #include <string.h>
 
 void csock_buf_consume(csock_Buffer *b, size_t n) {
-  b->start += n;
-  b->scanned = b->scanned > n ? b->scanned - n : 0;
+  b->start += (uint32_t)n; /* n <= the unread bytes */
+  b->scanned = b->scanned > n ? b->scanned - (uint32_t)n : 0;
   if (b->start == b->end) b->start = b->end = 0; /* empty: rewind for free */
 }
 
@@ -19,18 +19,18 @@ char *csock_buf_reserve(csock_Buffer *b, size_t want, size_t *avail, csock_BufPo
   if (b->cap - b->end < want && b->start > 0) { /* slide unread bytes down */
     memmove(b->data, b->data + b->start, len);
     b->start = 0;
-    b->end = len;
+    b->end = (uint32_t)len;
   }
   if (b->cap - b->end < want) {
     size_t cap = b->cap ? b->cap : CSOCK_BUF_CHUNK;
     while (cap - len < want) {
-      if (cap > ((size_t)-1) / 2) return NULL;
+      if (cap >= CSOCK_BUF_MAX) return NULL;
       cap *= 2;
     }
     char *data = realloc(b->data, cap);
     if (data == NULL) return NULL;
     b->data = data;
-    b->cap = cap;
+    b->cap = (uint32_t)cap;
   }
   *avail = b->cap - b->end;
   return b->data + b->end;
@@ -41,7 +41,7 @@ ptrdiff_t csock_buf_findline(csock_Buffer *b) {
   if (len <= b->scanned) return -1; /* nothing new (perhaps nothing allocated yet) */
   const char *nl = memchr(b->data + b->start + b->scanned, '\n', len - b->scanned);
   if (nl == NULL) {
-    b->scanned = len;
+    b->scanned = (uint32_t)len;
     return -1;
   }
   return nl - (b->data + b->start);

@@ -7,18 +7,22 @@
 #define CSOCK_BUFFER_H
 
 #include <stddef.h>
+#include <stdint.h>
 
+/* Offsets are 32-bit (a buffer holds at most CSOCK_BUF_MAX bytes): every
+ * socket has two buffers, and every idle connection a socket. */
 typedef struct csock_Buffer {
   char *data;
-  size_t start;   /* first unread byte */
-  size_t end;     /* one past the last unread byte */
-  size_t cap;
-  size_t scanned; /* unread bytes already searched for a newline */
+  uint32_t start;   /* first unread byte */
+  uint32_t end;     /* one past the last unread byte */
+  uint32_t cap;
+  uint32_t scanned; /* unread bytes already searched for a newline */
 } csock_Buffer;
 
 #define CSOCK_BUF_CHUNK 16384
 #define CSOCK_POOL_MAX 256
 #define CSOCK_FILL_MAX (1024 * 1024) /* the most one recv asks for */
+#define CSOCK_BUF_MAX ((size_t)1 << 31) /* the most one buffer holds */
 
 /* Spare CHUNK-sized blocks, so that a buffer emptied by every request and
  * filled by the next one costs no malloc/free (nor the brk calls behind
@@ -39,11 +43,12 @@ void csock_buf_consume(csock_Buffer *b, size_t n);
 
 /* Room for at least `want` bytes after the unread ones (compacting first,
  * growing only when it must; a new buffer comes from the pool). Returns the
- * free space and sets *avail, or NULL when memory is short. */
+ * free space and sets *avail, or NULL when memory is short (or the buffer
+ * would outgrow CSOCK_BUF_MAX). */
 char *csock_buf_reserve(csock_Buffer *b, size_t want, size_t *avail, csock_BufPool *pool);
 
 /* Marks n bytes written into the space csock_buf_reserve gave. */
-static inline void csock_buf_commit(csock_Buffer *b, size_t n) { b->end += n; }
+static inline void csock_buf_commit(csock_Buffer *b, size_t n) { b->end += (uint32_t)n; }
 
 /* Offset of the first '\n' among the unread bytes, or -1. Bytes searched
  * once are not searched again when more arrive. */

@@ -31,25 +31,27 @@ typedef struct csock_Task csock_Task;
 
 typedef struct csock_Socket {
   int fd;            /* -1 once closed */
-  int family;        /* AF_INET, AF_INET6, AF_UNIX */
-  int type;          /* SOCK_STREAM, SOCK_DGRAM */
+  int out_err;       /* a deferred send's failure, reported by the next write */
+  uint8_t family;    /* AF_INET, AF_INET6, AF_UNIX */
+  uint8_t type;      /* SOCK_STREAM, SOCK_DGRAM */
+  /* Flags, packed: ten thousand idle connections are ten thousand sockets. */
+  unsigned eof : 1;      /* the buffered reader saw the peer's end of stream */
+  unsigned drained : 1;  /* a short read emptied the kernel's queue: wait before the next recv */
+  unsigned hup : 1;      /* the loop saw the peer hang up (or an error): a short read proves nothing */
+  unsigned borrowed : 1; /* `in` is the loop's scratch space for the length of one read call */
+  unsigned lingers : 1;  /* SO_LINGER set with a time: close(2) would block */
+  unsigned serving : 1;  /* csock.listen's connection: its task follows (serve.c) */
+  unsigned flushing : 1; /* output left over: wants writability without a waiter */
+  unsigned shut_after_flush : 2; /* shutdown(how)+1 once the output is sent; 0 for none */
   int64_t timeout;   /* nanoseconds; CSOCK_NO_DEADLINE for none */
   int64_t deadline[2]; /* of the operation under way, per direction */
   size_t readlimit;  /* longest line read/lines will buffer */
-  int eof;           /* the buffered reader saw the peer's end of stream */
-  int drained;       /* a short read emptied the kernel's queue: wait before the next recv */
-  int hup;           /* the loop saw the peer hang up (or an error): a short read proves nothing */
-  int borrowed;      /* `in` is the loop's scratch space for the length of one read call */
-  int lingers;       /* SO_LINGER set with a time: close(2) would block */
   csock_Buffer in;   /* received, not yet taken */
   /* the loop's side */
   csock_Loop *loop;
   csock_Watch watch;
   csock_Task *waiters[2];      /* per direction */
   csock_Buffer out;            /* coalesced output, sent before the loop polls */
-  int out_err;                 /* a deferred send's failure, reported by the next write */
-  int shut_after_flush;        /* shutdown(how)+1 once the output is sent; 0 for none */
-  int flushing;                /* output left over: wants writability without a waiter */
   struct csock_Socket *dirty_next, **dirty_prev;
 } csock_Socket;
 
@@ -72,6 +74,8 @@ static inline csock_Socket *csock_vettedsocket(lua_State *L, int idx) {
   return s;
 }
 csock_Socket *csock_newsocket(lua_State *L, int fd, int family, int type);
+/* The same with `extra` bytes after the socket and nuv user values. */
+csock_Socket *csock_newsocket_ex(lua_State *L, int fd, int family, int type, size_t extra, int nuv);
 void csock_close(csock_Socket *s); /* idempotent, never blocks */
 int csock_checkfamily(lua_State *L, int idx);
 const char *csock_familyname(int family);
@@ -138,5 +142,6 @@ void csock_outcommit(csock_Socket *s, size_t n);
 int csock_sendnow(lua_State *L, csock_Socket *s);
 void csock_open_resp(lua_State *L);
 void csock_open_select(lua_State *L);
+void csock_open_serve(lua_State *L);
 
 #endif

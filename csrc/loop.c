@@ -286,24 +286,28 @@ static void close_thread(lua_State *co, lua_State *L) {
 #endif
 }
 
-/* The task ended: keep its results (or error) for join, wake joiners. */
+/* The task ended: keep its results (or error) for join, wake joiners. A
+ * connection's task (no task object: its socket holds it) keeps nothing. */
 static void finish(lua_State *L, csock_Task *t, int ok, int nres) {
   csock_Loop *loop = t->loop;
   lua_State *co = t->co;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref); /* the task userdata */
+  lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref); /* the task's object */
   int taskidx = lua_gettop(L);
-  if (ok && !lua_checkstack(L, nres + 2)) { /* results that cannot be moved: a failure */
+  if (ok && t->is_conn) { /* nobody can join it: its results go */
+    lua_settop(co, 0);
+    lua_pushnil(L);
+  } else if (ok && !lua_checkstack(L, nres + 2)) { /* results that cannot be moved: a failure */
     lua_settop(co, 0);
     lua_pushliteral(co, "too many results to return from a task");
     ok = 0;
   }
-  if (ok) {
+  if (ok && !t->is_conn) {
     lua_createtable(L, nres, 1);
     lua_xmove(co, L, nres);
     for (int i = nres; i >= 1; i--) lua_rawseti(L, taskidx + 1, i);
     lua_pushinteger(L, nres);
     lua_setfield(L, -2, "n");
-  } else {
+  } else if (!ok) {
     /* error value on co's stack; add where it happened */
     const char *msg = lua_tostring(co, -1);
     if (msg == NULL) msg = lua_pushfstring(co, "(error object is a %s value)", luaL_typename(co, -1));
@@ -311,23 +315,29 @@ static void finish(lua_State *L, csock_Task *t, int ok, int nres) {
     close_thread(co, L);
     t->failed = 1;
   }
-  lua_setiuservalue(L, taskidx, 2);
+  if (!t->is_conn) {
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, taskidx, 2);
+  }
   t->state = CSOCK_TASK_DONE;
   loop->alive--;
   int joined = t->joiners != NULL || t->awaited;
   csock_wakeall(&t->joiners, CSOCK_WOKE_READY);
-  if (t->failed) {
-    lua_getiuservalue(L, taskidx, 2);
+  if (t->failed) { /* the error at -1 */
     if (t->is_main) {
       loop->main_error = luaL_ref(L, LUA_REGISTRYINDEX);
       loop->stop = 1;
     } else if (!joined) {
-      report(L, loop, taskidx);
-      lua_pop(L, 1);
-    } else {
-      lua_pop(L, 1);
+      if (t->is_conn) {
+        csock_pushfailedtask(L, loop);
+        lua_insert(L, -2);
+        report(L, loop, lua_gettop(L) - 1);
+      } else {
+        report(L, loop, taskidx);
+      }
     }
   }
+  lua_settop(L, taskidx);
   csock_task_ended(L, t, taskidx);
   t->co = NULL;
   luaL_unref(L, LUA_REGISTRYINDEX, t->ref);

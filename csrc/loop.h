@@ -44,19 +44,20 @@ struct csock_Task {
   csock_HeapNode deadline;   /* first: sleeps and wait timeouts */
   lua_State *co;
   csock_Loop *loop;
-  int state;
-  int wake;                  /* resume code once woken */
   int nargs;                 /* arguments for the first resume, -1 after */
-  int ref;                   /* registry ref to the task userdata while not done */
-  int failed;
-  int is_main;               /* csock.run(fn)'s task: its error is run's */
-  int is_conn;               /* a csock.listen connection's task (see tasks.c) */
-  int awaited;               /* join() outside a task waits for it: its error goes there */
+  int ref;                   /* registry ref to the task's object while not done */
+  unsigned state : 2;        /* CSOCK_TASK_* */
+  unsigned wake : 2;         /* resume code once woken (CSOCK_WOKE_*) */
+  unsigned failed : 1;
+  unsigned is_main : 1;      /* csock.run(fn)'s task: its error is run's */
+  unsigned is_conn : 1;      /* a csock.listen connection's task (see serve.c) */
+  unsigned awaited : 1;      /* join() outside a task waits for it: its error goes there */
   csock_Task *next_ready;
   csock_Task **wait_list;    /* the list this task waits in, if any */
   csock_Socket *waitsock;    /* the socket that list belongs to, if any */
   csock_Task *next_wait;
   csock_Task *joiners;       /* tasks waiting for this one to end */
+  struct csock_Server *server; /* a connection task's server */
 };
 
 struct csock_Loop {
@@ -151,8 +152,23 @@ int csock_waitfd_end(lua_State *L, int idx);
  * L's stack (replacing them with the task) and queues it. */
 csock_Task *csock_newtask(lua_State *L, csock_Loop *loop, int nargs);
 /* tasks.c: a task ended (its outcome is stored): end what it owned, and
- * keep its coroutine for reuse. The task userdata is at taskidx. */
+ * keep its coroutine for reuse. The task's object is at taskidx. */
 void csock_task_ended(lua_State *L, csock_Task *t, int taskidx);
+/* tasks.c, for tasks that live inside another object (a csock.listen
+ * connection's lives in its socket): csock_inittask clears t; then, with
+ * that object (whose user value 1 will hold the coroutine), the function
+ * and its nargs arguments on top of the stack, csock_starttask pops the
+ * function and arguments and queues the task. */
+void csock_inittask(csock_Task *t, csock_Loop *loop);
+void csock_starttask(lua_State *L, csock_Task *t, int nargs);
+/* tasks.c: pushes a done, failed task object holding the error at -1. */
+void csock_pushfailedtask(lua_State *L, csock_Loop *loop);
+
+/* serve.c: a connection task ended: close its socket, free its place. */
+void csock_conn_ended(csock_Task *t, csock_Socket *conn);
+/* serve.c: a connection's socket is collected with its task unfinished
+ * (the Lua state is closing). */
+void csock_conn_collected(csock_Socket *conn);
 
 /* signals.c: the signalfd is readable; run the handlers. */
 void csock_signal_dispatch(lua_State *L, csock_Loop *loop);

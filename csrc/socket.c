@@ -54,9 +54,9 @@ csock_Socket *csock_checksocket(lua_State *L, int idx) {
 
 /* Pushes a socket that is closed until fd is stored in it, so that an error
  * between here and there never leaves a half-made object holding an fd. */
-static csock_Socket *newclosed(lua_State *L, int family, int type) {
-  csock_Socket *s = (csock_Socket *)lua_newuserdatauv(L, sizeof *s, 0);
-  memset(s, 0, sizeof *s);
+static csock_Socket *newclosed(lua_State *L, int family, int type, size_t extra, int nuv) {
+  csock_Socket *s = (csock_Socket *)lua_newuserdatauv(L, sizeof *s + extra, nuv);
+  memset(s, 0, sizeof *s + extra);
   s->fd = -1;
   s->family = family;
   s->type = type;
@@ -69,16 +69,20 @@ static csock_Socket *newclosed(lua_State *L, int family, int type) {
   return s;
 }
 
-csock_Socket *csock_newsocket(lua_State *L, int fd, int family, int type) {
-  csock_Socket *s = newclosed(L, family, type);
+csock_Socket *csock_newsocket_ex(lua_State *L, int fd, int family, int type, size_t extra, int nuv) {
+  csock_Socket *s = newclosed(L, family, type, extra, nuv);
   s->fd = fd;
   return s;
+}
+
+csock_Socket *csock_newsocket(lua_State *L, int fd, int family, int type) {
+  return csock_newsocket_ex(L, fd, family, type, 0, 0);
 }
 
 static int l_socket(lua_State *L) {
   int family = csock_checkfamily(L, 1);
   int type = type_values[luaL_checkoption(L, 2, "stream", type_names)];
-  csock_Socket *s = newclosed(L, family, type);
+  csock_Socket *s = newclosed(L, family, type, 0, 0);
   int fd = csock_sys_socket(family, type);
   if (fd < 0) return csock_oserror(L, fd);
   s->fd = fd;
@@ -103,6 +107,13 @@ static int l_close(lua_State *L) {
   csock_close(tosocket(L, 1));
   lua_pushboolean(L, 1);
   return 1;
+}
+
+static int l_gc(lua_State *L) {
+  csock_Socket *s = tosocket(L, 1);
+  csock_close(s);
+  if (s->serving) csock_conn_collected(s);
+  return 0;
 }
 
 static int l_tostring(lua_State *L) {
@@ -255,7 +266,7 @@ static const luaL_Reg methods[] = {
 };
 
 static const luaL_Reg metamethods[] = {
-  {"__gc", l_close},
+  {"__gc", l_gc},
   {"__close", l_close},
   {"__tostring", l_tostring},
   {NULL, NULL},

@@ -49,18 +49,7 @@ static lua_State *pushthread(lua_State *L, csock_Loop *loop) {
 
 void csock_task_ended(lua_State *L, csock_Task *t, int taskidx) {
   csock_Loop *loop = t->loop;
-  if (t->is_conn) { /* close the connection, free its place in the server */
-    lua_getiuservalue(L, taskidx, 4);
-    csock_close((csock_Socket *)lua_touserdata(L, -1));
-    lua_getiuservalue(L, taskidx, 3);
-    lua_getfield(L, -1, "connections");
-    lua_pushinteger(L, lua_tointeger(L, -1) - 1);
-    lua_setfield(L, -3, "connections");
-    lua_getfield(L, -2, "slots");
-    Cond *c = (Cond *)luaL_testudata(L, -1, CSOCK_COND_MT);
-    if (c != NULL) csock_wakeone(&c->waiters, CSOCK_WOKE_READY);
-    lua_pop(L, 4);
-  }
+  if (t->is_conn) csock_conn_ended(t, (csock_Socket *)lua_touserdata(L, taskidx));
   /* A finished coroutine (its stack unwound, <close> variables closed) can
    * run the next task: no allocation per connection. */
   lua_getiuservalue(L, taskidx, 1);
@@ -76,19 +65,18 @@ void csock_task_ended(lua_State *L, csock_Task *t, int taskidx) {
   lua_setiuservalue(L, taskidx, 1);
 }
 
-static csock_Task *maketask(lua_State *L, csock_Loop *loop, int nargs, int nuv) {
-  int base = lua_gettop(L) - nargs; /* the function */
-  csock_Task *t = (csock_Task *)lua_newuserdatauv(L, sizeof *t, nuv);
+void csock_inittask(csock_Task *t, csock_Loop *loop) {
   memset(t, 0, sizeof *t);
   t->deadline.index = -1;
   t->deadline.kind = CSOCK_HEAP_TASK;
   t->loop = loop;
   t->ref = LUA_NOREF;
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &task_mt_key);
-  lua_setmetatable(L, -2);
-  lua_insert(L, base);                 /* task, fn, args... */
-  lua_State *co = pushthread(L, loop);
-  lua_insert(L, base + 1);             /* task, thread, fn, args... */
+}
+
+void csock_starttask(lua_State *L, csock_Task *t, int nargs) {
+  int base = lua_gettop(L) - nargs - 1; /* the task's object, then fn, args... */
+  lua_State *co = pushthread(L, t->loop);
+  lua_insert(L, base + 1);             /* object, thread, fn, args... */
   if (!lua_checkstack(co, nargs + 1)) luaL_error(L, "too many arguments for a task");
   lua_xmove(L, co, nargs + 1);
   lua_setiuservalue(L, base, 1);       /* the thread */
@@ -96,33 +84,33 @@ static csock_Task *maketask(lua_State *L, csock_Loop *loop, int nargs, int nuv) 
   t->nargs = nargs;
   lua_pushvalue(L, base);
   t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  loop->alive++;
+  t->loop->alive++;
   csock_schedule(t, CSOCK_WOKE_READY);
-  return t;
 }
 
 csock_Task *csock_newtask(lua_State *L, csock_Loop *loop, int nargs) {
-  return maketask(L, loop, nargs, 2);
+  int base = lua_gettop(L) - nargs; /* the function */
+  csock_Task *t = (csock_Task *)lua_newuserdatauv(L, sizeof *t, 2); /* thread, outcome */
+  csock_inittask(t, loop);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &task_mt_key);
+  lua_setmetatable(L, -2);
+  lua_insert(L, base);                 /* task, fn, args... */
+  csock_starttask(L, t, nargs);
+  return t;
 }
 
-/* csock.core._serve(server, handler, conn, host, port): runs
- * handler(conn, host, port) as a task that, however it ends, closes conn,
- * lowers server.connections and wakes a task waiting in server.slots:
- * csock.listen's per-connection task with no Lua wrapper around it. */
-static int l_serve(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
-  luaL_checktype(L, 2, LUA_TFUNCTION);
-  csock_checksocket(L, 3);
-  lua_settop(L, 5);
-  lua_pushvalue(L, 3);
-  lua_insert(L, 1); /* conn, server, handler, conn, host, port */
-  csock_Task *t = maketask(L, csock_getloop(L), 3, 4); /* conn, server, task */
-  t->is_conn = 1;
-  lua_pushvalue(L, 2);
-  lua_setiuservalue(L, 3, 3);
-  lua_pushvalue(L, 1);
-  lua_setiuservalue(L, 3, 4);
-  return 1;
+/* A connection's task has no task object (its socket holds it); when one
+ * fails, onerror gets this stand-in: a done, failed task holding the error
+ * at -1. Pushed above it. */
+void csock_pushfailedtask(lua_State *L, csock_Loop *loop) {
+  csock_Task *t = (csock_Task *)lua_newuserdatauv(L, sizeof *t, 2);
+  csock_inittask(t, loop);
+  t->state = CSOCK_TASK_DONE;
+  t->failed = 1;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &task_mt_key);
+  lua_setmetatable(L, -2);
+  lua_pushvalue(L, -2);
+  lua_setiuservalue(L, -2, 2);
 }
 
 static int l_spawn(lua_State *L) {
@@ -408,7 +396,7 @@ static const luaL_Reg functions[] = {
   {"spawn", l_spawn},   {"run", l_run},         {"step", l_step},
   {"stop", l_stop},     {"sleep", l_sleep},     {"timer", l_timer},
   {"onerror", l_onerror}, {"pollfd", l_pollfd}, {"backend", l_backend},
-  {"cond", l_cond},     {"_serve", l_serve},    {"nexttimeout", l_nexttimeout},
+  {"cond", l_cond},     {"nexttimeout", l_nexttimeout},
   {NULL, NULL},
 };
 

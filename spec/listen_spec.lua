@@ -181,6 +181,7 @@ describe("csock.listen", function()
     assert.is_truthy(reports[1].err:find("listen_spec%.lua:%d+: handler failed on boom\nstack traceback:\n"),
       reports[1].err)
     assert.are.equal("failed", reports[1].task:status())
+    assert.are.same({ n = 2, nil, reports[1].err }, table.pack(reports[1].task:join()))
     assert.are.equal(0, server.connections)
     nothing_left()
   end)
@@ -323,6 +324,46 @@ describe("csock.listen", function()
     end))
     assert.are.same({ n = 1, "last one" }, r)
     nothing_left()
+  end)
+
+  it("serves its open connections to the end after the server is closed and collected", function()
+    local server, port = echo_server()
+    local r = {}
+    csock.run(function()
+      local c = client(port)
+      assert(c:write("one\n"))
+      r[1] = c:read("l")
+      server:close()
+      server = nil
+      collectgarbage(); collectgarbage()
+      assert(c:write("two\n"))
+      r[2] = c:read("l")
+      c:close()
+    end)
+    assert.are.same({ "re:one", "re:two" }, r)
+    nothing_left()
+  end)
+
+  it("exits cleanly when the Lua state is closed under open connections", function()
+    -- Handlers parked in reads, a server full (maxconnections), output not
+    -- sent yet: lua_close collects the connections with their tasks.
+    local out, code = H.child([[
+      local csock = require "csock"
+      local server = assert(csock.listen("127.0.0.1", 0, function(conn)
+        conn:write("hello\n")
+        conn:read("l")
+      end, { maxconnections = 2, timeout = 30 }))
+      local _, port = server:getsockname()
+      local clients = {}
+      csock.spawn(function()
+        for i = 1, 3 do clients[i] = assert(csock.connect("127.0.0.1", port)) end
+        print(clients[1]:read("l"), clients[2]:read("l"), server.connections)
+        os.exit(0, true)
+      end)
+      csock.run()
+    ]])
+    assert.are.equal("hello\thello\t2\n", out)
+    assert.are.equal(0, code)
   end)
 
   it("raises for bad arguments", function()

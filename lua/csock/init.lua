@@ -84,41 +84,23 @@ local function checkopts(opts)
   return opts
 end
 
--- A listening server: accepts in a task of its own, and runs
--- handler(conn, host, port) in a new task per connection.
+-- A listening server: its accept loop (in C, core._serve) is a task of its
+-- own, and runs handler(conn, host, port) in a new task per connection.
 local Server = {}
-Server.__index = Server
+
+function Server.__index(self, key)
+  if key == "connections" then return self.core:connections() end
+  return Server[key]
+end
 
 function Server:close()
   self.closed = true
-  self.slots:broadcast() -- an accept task waiting for a free slot ends too
+  self.core:close() -- an accept task waiting for a free slot ends too
   return self.socket:close()
 end
 
 function Server:getsockname()
   return self.socket:getsockname()
-end
-
-local function accept_loop(server, handler, max)
-  local sock = server.socket
-  while not server.closed do
-    while max and server.connections >= max and not server.closed do server.slots:wait() end
-    if server.closed then return end
-    local conn, host, port = sock:accept()
-    if conn then
-      server.connections = server.connections + 1
-      if server.timeout then conn:settimeout(server.timeout) end
-      -- handler(conn, host, port) in a task of its own, which closes conn
-      -- and gives its place back however the handler ends
-      core._serve(server, handler, conn, host, port)
-    elseif server.closed then
-      return
-    else
-      -- Out of descriptors or memory: keep the listener, let some connections
-      -- end, and try again without spinning.
-      core.sleep(0.05)
-    end
-  end
 end
 
 function csock.listen(host, port, handler, opts)
@@ -150,10 +132,8 @@ function csock.listen(host, port, handler, opts)
     sock:close()
     return nil, err, code
   end
-  local server = setmetatable({
-    socket = sock, connections = 0, slots = core.cond(), timeout = opts.timeout,
-  }, Server)
-  server.task = core.spawn(accept_loop, server, handler, opts.maxconnections)
+  local server = setmetatable({ socket = sock }, Server)
+  server.core, server.task = core._serve(sock, handler, opts.maxconnections, opts.timeout)
   csock.servers[server] = true
   return server
 end

@@ -1,0 +1,176 @@
+/*
+ * csock.listen's engine: the accept loop, in C, and the task of each
+ * connection. A connection's socket and its task are one userdata (the
+ * task right after the socket, the coroutine in its user value), so a
+ * parked connection costs one object besides its coroutine, and an accept
+ * that finds nothing allocates nothing.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "loop.h"
+
+#define SERVER_MT "csock.server"
+#define PAUSE_NS 50000000 /* after an accept failure (EMFILE...): let connections end */
+
+/* Shared by the Lua handle and each connection task, so it outlives
+ * whichever of them ends last. */
+typedef struct csock_Server {
+  int refs;
+  int connections;   /* tasks running now */
+  int max;           /* at most this many at once; 0 for no limit */
+  int closed;
+  int64_t timeout;   /* each connection's, as settimeout; CSOCK_NO_DEADLINE for none */
+  csock_Task *slot_waiters; /* the accept task, while the server is full */
+} csock_Server;
+
+static void release(csock_Server *srv) {
+  if (--srv->refs == 0) free(srv);
+}
+
+static csock_Server *checkserver(lua_State *L, int idx) {
+  csock_Server **h = (csock_Server **)luaL_checkudata(L, idx, SERVER_MT);
+  return *h;
+}
+
+void csock_conn_ended(csock_Task *t, csock_Socket *conn) {
+  csock_Server *srv = t->server;
+  csock_close(conn);
+  if (srv == NULL) return;
+  t->server = NULL;
+  srv->connections--;
+  csock_wakeone(&srv->slot_waiters, CSOCK_WOKE_READY);
+  release(srv);
+}
+
+void csock_conn_collected(csock_Socket *conn) {
+  csock_Task *t = (csock_Task *)(conn + 1);
+  if (t->server) release(t->server);
+  t->server = NULL;
+}
+
+/* Pushes the accepted socket (holding its task, not started yet). */
+static csock_Socket *newconn(lua_State *L, csock_Socket *listener, int fd, csock_Server *srv) {
+  csock_Socket *c = csock_newsocket_ex(L, fd, listener->family, listener->type, sizeof(csock_Task), 1);
+  c->lingers = listener->lingers; /* SO_LINGER is inherited */
+  c->timeout = srv->timeout;
+  c->serving = 1;
+  csock_Task *t = (csock_Task *)(c + 1);
+  csock_inittask(t, c->loop);
+  t->is_conn = 1;
+  return c;
+}
+
+/* Stack: 1 server handle, 2 listener, 3 handler. ctx says what the task
+ * waited for: the listener (1) or a free slot or the pause (2). */
+static int accept_k(lua_State *L, int status, lua_KContext ctx) {
+  if (status == LUA_YIELD && ctx == 1) csock_resumed(L); /* closed, or a timeout: see below */
+  lua_settop(L, 3);
+  csock_Server *srv = checkserver(L, 1);
+  csock_Socket *s = (csock_Socket *)lua_touserdata(L, 2);
+  csock_Task *me = csock_current(s->loop, L);
+  if (me == NULL) return luaL_error(L, "the accept loop runs only as a task");
+  for (;;) {
+    if (srv->closed || s->fd < 0) return 0;
+    if (srv->max > 0 && srv->connections >= srv->max) {
+      csock_waitin(me, &srv->slot_waiters);
+      return csock_suspend(L, me, -1, 2, accept_k);
+    }
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    int fd = csock_sys_accept(s->fd, (struct sockaddr *)&ss, &len);
+    if (fd >= 0) {
+      csock_Socket *c = newconn(L, s, fd, srv); /* 4 */
+      csock_Task *t = (csock_Task *)(c + 1);
+      lua_pushvalue(L, 3);
+      lua_pushvalue(L, 4);
+      int nargs = 1 + csock_pushaddr(L, (struct sockaddr *)&ss, len);
+      t->server = srv;
+      srv->refs++;
+      srv->connections++;
+      csock_starttask(L, t, nargs);
+      lua_settop(L, 3);
+      continue;
+    }
+    if (fd == -ECONNABORTED || fd == -EINTR) continue; /* died in the backlog: not ours */
+    if (csock_sys_again(fd)) {
+      csock_begin(s, CSOCK_DIR_READ);
+      if (csock_wait(L, s, CSOCK_DIR_READ, 1, accept_k) == 0) continue;
+      lua_settop(L, 3); /* closed (ends above) or a timeout set on the listener */
+      if (s->fd < 0) continue;
+    }
+    /* Out of descriptors or memory (or the listener's own timeout): keep
+     * the listener, let some connections end, and try again without
+     * spinning. */
+    csock_waitin(me, NULL);
+    return csock_suspend(L, me, csock_sys_now() + PAUSE_NS, 2, accept_k);
+  }
+}
+
+static int accept_task(lua_State *L) {
+  return accept_k(L, LUA_OK, 0);
+}
+
+/* core._serve(listener, handler, maxconnections, timeout): accepts on
+ * listener in a task, running handler(conn, host, port) in a task per
+ * connection that closes conn however it ends. Returns the server handle
+ * (connections(), close()) and the accept task. */
+static int l_serve(lua_State *L) {
+  csock_checksocket(L, 1);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  lua_Integer max = luaL_optinteger(L, 3, 0);
+  luaL_argcheck(L, max >= 0 && max <= INT32_MAX, 3, "maxconnections out of range");
+  lua_Number timeout = luaL_optnumber(L, 4, -1);
+  csock_Server **h = (csock_Server **)lua_newuserdatauv(L, sizeof *h, 0);
+  *h = NULL;
+  luaL_setmetatable(L, SERVER_MT);
+  csock_Server *srv = (csock_Server *)calloc(1, sizeof *srv);
+  if (srv == NULL) return luaL_error(L, "not enough memory");
+  *h = srv;
+  srv->refs = 1;
+  srv->max = (int)max;
+  srv->timeout = timeout < 0 ? CSOCK_NO_DEADLINE : (int64_t)((timeout > 1e9 ? 1e9 : timeout) * 1e9);
+  lua_pushcfunction(L, accept_task);
+  lua_pushvalue(L, -2);
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, 2);
+  csock_newtask(L, csock_getloop(L), 3);
+  return 2;
+}
+
+static int srv_connections(lua_State *L) {
+  lua_pushinteger(L, checkserver(L, 1)->connections);
+  return 1;
+}
+
+/* Stops accepting: an accept task waiting for a free slot ends (one
+ * waiting on the listener ends when the listener is closed). */
+static int srv_close(lua_State *L) {
+  csock_Server *srv = checkserver(L, 1);
+  srv->closed = 1;
+  csock_wakeall(&srv->slot_waiters, CSOCK_WOKE_READY);
+  return 0;
+}
+
+static int srv_gc(lua_State *L) {
+  csock_Server **h = (csock_Server **)luaL_checkudata(L, 1, SERVER_MT);
+  if (*h) {
+    (*h)->closed = 1;
+    release(*h);
+    *h = NULL;
+  }
+  return 0;
+}
+
+/* Expects the module table at -2 and the methods table at -1. */
+void csock_open_serve(lua_State *L) {
+  static const luaL_Reg methods[] = {{"connections", srv_connections}, {"close", srv_close}, {NULL, NULL}};
+  luaL_newmetatable(L, SERVER_MT);
+  luaL_newlib(L, methods);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, srv_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
+  lua_pushcfunction(L, l_serve);
+  lua_setfield(L, -3, "_serve");
+}
