@@ -12,6 +12,7 @@
 #include "loop.h"
 
 #define WRITE_IOV 64     /* pieces per sendmsg */
+#define WRITE_DIRECT_MIN 16384 /* a write this large goes to the kernel at once, uncopied */
 
 enum { TRY_DONE, TRY_NEED, TRY_FAILED };
 
@@ -310,6 +311,47 @@ int csock_outfailed(lua_State *L, csock_Socket *s) {
   return s->out_err ? csock_oserror(L, s->out_err) : 0;
 }
 
+/* A large write in a task with nothing queued: the kernel gets the bytes
+ * now, straight from the strings, and only what it cannot take yet is
+ * copied to the queue (when it fits; else write waits as usual). Returns
+ * the bytes sent, or -1 when it did not apply or failed (result pushed:
+ * *nres). */
+static ssize_t write_direct(lua_State *L, csock_Socket *s, int top, size_t total, int *nres) {
+  struct iovec iov[WRITE_IOV];
+  if (total < WRITE_DIRECT_MIN || top - 1 > WRITE_IOV || csock_buf_len(&s->out) > 0 ||
+      s->flushing || csock_current(s->loop, L) == NULL)
+    return -1;
+  for (int i = 2; i <= top; i++) {
+    size_t len;
+    iov[i - 2].iov_base = (void *)lua_tolstring(L, i, &len);
+    iov[i - 2].iov_len = len;
+  }
+  ssize_t n = csock_sys_sendv(s->fd, iov, top - 1);
+  if (n < 0 && !csock_sys_again((int)n)) {
+    s->out_err = EPIPE; /* as write_k: later writes say "closed" */
+    *nres = csock_oserror(L, (int)n);
+    return -1;
+  }
+  if (n < 0) n = 0;
+  size_t rest = total - (size_t)n, skip = (size_t)n;
+  if (rest == 0 || rest > CSOCK_OUT_MAX) return n;
+  size_t avail;
+  char *p = csock_buf_reserve(&s->out, rest, &avail, csock_pool(s));
+  if (p == NULL) return n;
+  for (int i = 0; i < top - 1; i++) {
+    size_t len = iov[i].iov_len;
+    if (skip >= len) {
+      skip -= len;
+      continue;
+    }
+    memcpy(p, (char *)iov[i].iov_base + skip, len - skip);
+    p += len - skip;
+    skip = 0;
+  }
+  csock_outcommit(s, rest);
+  return (ssize_t)total;
+}
+
 static int l_write(lua_State *L) {
   csock_Socket *s = csock_checksocket(L, 1);
   int top = lua_gettop(L);
@@ -321,6 +363,19 @@ static int l_write(lua_State *L) {
   }
   int r = csock_outfailed(L, s);
   if (r) return r;
+  if (total >= WRITE_DIRECT_MIN) {
+    int nres = 0;
+    ssize_t sent = write_direct(L, s, top, total, &nres);
+    if (nres) return nres;
+    if (sent >= 0 && (size_t)sent == total) {
+      lua_settop(L, 1);
+      return 1;
+    }
+    if (sent >= 0) { /* the rest does not fit the queue: write waits for room */
+      csock_begin(s, CSOCK_DIR_WRITE);
+      return write_k(L, LUA_OK, (lua_KContext)sent);
+    }
+  }
   char *p = csock_outreserve(L, s, total);
   if (p == NULL) return csock_sendnow(L, s);
   for (int i = 2; i <= top; i++) {

@@ -89,7 +89,7 @@ static int l_socket(lua_State *L) {
   return 1;
 }
 
-/* close, __gc and __close: idempotent, never blocks. */
+/* close, __close and __gc: idempotent, never blocks. */
 void csock_close(csock_Socket *s) {
   if (s->fd >= 0) {
     int fd = s->fd;
@@ -109,6 +109,8 @@ static int l_close(lua_State *L) {
   return 1;
 }
 
+/* A csock.listen connection collected with its task unfinished happens
+ * only when the Lua state closes: its server's count is let go too. */
 static int l_gc(lua_State *L) {
   csock_Socket *s = tosocket(L, 1);
   csock_close(s);

@@ -82,6 +82,74 @@ describe("output in a task", function()
     nothing_left()
   end)
 
+  it("sends a large write at once, uncopied, before the loop's turn", function()
+    local c, s = H.tcp_pair()
+    local big = H.pattern(40000, 7)
+    local r = {}
+    csock.run(function()
+      r.ret = c:write(big)
+      s:settimeout(H.TIMEOUT)
+      local parts, n = {}, 0
+      while n < #big do -- no turn of the loop in between: it was sent by write itself
+        local d = assert(s:recv())
+        parts[#parts + 1] = d
+        n = n + #d
+      end
+      r.got = table.concat(parts)
+    end)
+    assert.are.equal(c, r.ret)
+    assert.are.equal(big, r.got)
+    c:close(); s:close()
+    nothing_left()
+  end)
+
+  it("queues what the kernel cannot take of a large write yet, in order with later writes", function()
+    -- A small send buffer (a unix pair: no TCP window to slow it down): a
+    -- 40 KB write is taken in part, its rest queued (it fits the 64 KiB
+    -- queue); a 300 KB write waits for room instead.
+    local c, s = H.unix_pair()
+    assert(c:setoption("sndbuf", 4096))
+    local mid, big = H.pattern(40000, 8), H.pattern(300000, 9)
+    local got
+    csock.run(function()
+      local reader = csock.spawn(function()
+        csock.sleep(0.05) -- the writer first fills every buffer
+        s:settimeout(H.TIMEOUT)
+        return drain(s)
+      end)
+      assert.are.equal(c, c:write(mid))
+      assert.are.equal(c, c:write("<after mid>"))
+      assert.are.equal(c, c:write(big))
+      assert.are.equal(c, c:write("<end>"))
+      c:close()
+      got = reader:join()
+    end)
+    local want = mid .. "<after mid>" .. big .. "<end>"
+    assert.are.equal(#want, #got)
+    assert.is_nil(H.first_diff(got, want))
+    s:close()
+    nothing_left()
+  end)
+
+  it("a large write to a reset connection returns nil, message, errno, and so does the next", function()
+    local c, s = H.tcp_pair()
+    assert(s:setoption("linger", 0))
+    s:close() -- the peer resets
+    local r = {}
+    csock.run(function()
+      csock.sleep(0.05)
+      local big = H.pattern(40000, 10)
+      r[1] = table.pack(c:write(big))
+      if r[1][1] then r[1] = table.pack(c:write(big)) end -- the first may land before the RST is seen
+      r[2] = table.pack(c:write("more"))
+    end)
+    assert.is_nil(r[1][1])
+    assert.is_true(r[1][3] == EPIPE or r[1][3] == ECONNRESET, tostring(r[1][2]))
+    assert.is_nil(r[2][1])
+    c:close()
+    nothing_left()
+  end)
+
   it("flush() sends the queued output at once and returns the socket", function()
     local c, s = H.tcp_pair()
     local r = {}
