@@ -143,5 +143,6 @@ int csock_sendnow(lua_State *L, csock_Socket *s);
 void csock_open_resp(lua_State *L);
 void csock_open_select(lua_State *L);
 void csock_open_serve(lua_State *L);
+void csock_open_relay(lua_State *L);
 
 #endif

@@ -16,7 +16,7 @@
 
 #define CSOCK_TASK_MT "csock.task"
 #define CSOCK_LOOP_EVENTS 256 /* readiness reports taken per poll */
-#define CSOCK_SCRATCH 65536   /* the most one recv call returns */
+#define CSOCK_SCRATCH 262144  /* the most one recv call returns */
 
 /* Owners of watches. */
 enum { CSOCK_WATCH_SOCKET, CSOCK_WATCH_WAKEUP, CSOCK_WATCH_FD, CSOCK_WATCH_SIGNAL, CSOCK_WATCH_ORPHAN };

@@ -10,7 +10,7 @@
 
 #include "loop.h"
 
-#define RECV_DEFAULT CSOCK_SCRATCH
+#define RECV_DEFAULT 65536 /* recv() and chunks() without a size */
 
 /* Optional byte count argument: checked, never wrapped. */
 static size_t checkcount(lua_State *L, int idx, lua_Integer def) {

@@ -177,6 +177,9 @@ local method_cases = {
   { "inet", "stream", "writeresp", { { "ok", print } } },
   { "inet", "stream", "writeresp", { { err = "two\r\nlines" } } },
   { "inet", "stream", "writeresp", { { err = true } } },
+  { "inet", "stream", "copyto", { n = 1 } },
+  { "inet", "stream", "copyto", { {} } },
+  { "inet", "stream", "copyto", { "x" } },
   { "inet", "stream", "setreadlimit", { -1 } },
   { "inet", "stream", "setreadlimit", { NaN } },
   { "inet", "stream", "setreadlimit", { "x" } },
@@ -287,6 +290,7 @@ describe("a closed socket", function()
     { "readuntil", { "\n" } },
     { "writeresp", { "x" } },
     { "setreadlimit", { 10 } },
+    { "copyto", { csock.socket() } },
   }
   for _, use in ipairs(uses) do
     local method, args = use[1], use[2]

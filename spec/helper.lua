@@ -178,6 +178,17 @@ function H.spawn_peer(code, ...)
   return peer
 end
 
+-- Everything socket `s` receives until EOF or failure (s has a timeout).
+function H.drain(s)
+  local parts = {}
+  while true do
+    local d = s:recv()
+    if not d then break end
+    parts[#parts + 1] = d
+  end
+  return table.concat(parts)
+end
+
 -- Deterministic pseudo-random bytes (an LCG), the same in parent and peer.
 function H.pattern(n, seed)
   local t, x = {}, seed or 1

@@ -184,6 +184,48 @@ describe("http_hello.lua", function()
   end)
 end)
 
+describe("tcp_proxy.lua", function()
+  it("relays 4 MiB both ways to an echo server, and ends each side's stream in turn", function()
+    local target = assert(csock.listen("127.0.0.1", 0, function(conn) conn:copyto(conn) end))
+    local _, target_port = target:getsockname()
+    local port = H.free_port()
+    local proxy = H.start_bg(H.lua_cmd(H.ROOT .. "/examples/tcp_proxy.lua " .. port ..
+                                       " 127.0.0.1 " .. target_port), 30)
+    assert.are.equal(("Proxy on port %d to 127.0.0.1:%d"):format(port, target_port), proxy:line())
+    local data = H.pattern(4 * 1048576 + 7, 11)
+    local got, rest
+    csock.run(function()
+      local c = assert(csock.connect("127.0.0.1", port, { timeout = H.TIMEOUT }))
+      local reader = csock.spawn(function()
+        local parts = {}
+        for chunk in c:chunks() do parts[#parts + 1] = chunk end
+        return table.concat(parts)
+      end)
+      assert(c:write(data))
+      assert(c:shutdown("w")) -- the proxy passes it on; the echo ends; so does the proxy
+      got = reader:join()
+      rest = table.pack(c:read(1))
+      c:close()
+      target:close()
+    end)
+    proxy:kill()
+    assert.are.equal(#data, #got)
+    assert.is_nil(H.first_diff(got, data))
+    assert.are.same({ n = 2, nil, "closed" }, rest)
+  end)
+
+  it("closes the client's connection when the target refuses", function()
+    local port, dead = H.free_port(), H.free_port()
+    local proxy = H.start_bg(H.lua_cmd(H.ROOT .. "/examples/tcp_proxy.lua " .. port ..
+                                       " 127.0.0.1 " .. dead), 30)
+    proxy:line()
+    local c = client(port)
+    assert.are.same({ n = 2, nil, "closed" }, table.pack(c:read(1)))
+    c:close()
+    proxy:kill()
+  end)
+end)
+
 -- RESP helpers: a multibulk command, and one reply read off the socket.
 local function command(...)
   local t = { "*" .. select("#", ...) .. "\r\n" }

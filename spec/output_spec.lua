@@ -18,16 +18,7 @@ local function nothing_left()
   assert.is_false(csock.step(), "a task or a timer was left in the loop")
 end
 
--- Everything `s` receives until EOF or failure (s has a timeout).
-local function drain(s)
-  local parts = {}
-  while true do
-    local d = s:recv()
-    if not d then break end
-    parts[#parts + 1] = d
-  end
-  return table.concat(parts)
-end
+local drain = H.drain
 
 local function numbered_lines(n)
   local t = {}
