@@ -8,28 +8,22 @@ local body = "Hello, World!\n"
 local response = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: "
   .. #body .. "\r\n\r\n" .. body
 
--- The two headers that matter to this server: the request body's length,
--- and whether the client wants the connection closed after the answer.
--- Plain (not pattern) searches: this runs once per request.
-local function parse(head)
-  if not (head:find("\nC", 1, true) or head:find("\nc", 1, true)) then
-    return 0, false -- only a header starting with C can matter
-  end
-  head = head:lower()
-  local length, close = 0, false
-  local at = head:find("\ncontent-length:", 1, true)
-  if at then length = math.tointeger(tonumber(head:match("^[ \t]*(%d+)", at + 16))) or 0 end
-  at = head:find("\nconnection:", 1, true)
-  if at then close = head:find("^[ \t]*close", at + 12) ~= nil end
-  return length, close
-end
-
--- Each request's head (its request line and headers) comes whole, in one call.
+-- Each request's head (its request line and headers) comes whole, in one
+-- call. Only Content-Length and Connection matter to this server, so only a
+-- head with a header starting with C is looked into; plain (not pattern)
+-- searches find them, as this runs once per request.
 csock.listen("0.0.0.0", port, function(conn)
   while true do
     local head = conn:readuntil("\r\n\r\n")
     if not head then return end
-    local length, close = parse(head)
+    local length, close = 0, false
+    if head:find("\nC", 1, true) or head:find("\nc", 1, true) then
+      head = head:lower()
+      local at = head:find("\ncontent-length:", 1, true)
+      if at then length = math.tointeger(tonumber(head:match("^[ \t]*(%d+)", at + 16))) or 0 end
+      at = head:find("\nconnection:", 1, true)
+      close = at ~= nil and head:find("^[ \t]*close", at + 12) ~= nil
+    end
     if length > 0 and not conn:read(length) then return end
     conn:write(response)
     if close then return end
