@@ -43,9 +43,9 @@ typedef struct csock_Socket {
   unsigned serving : 1;  /* csock.listen's connection: its task follows (serve.c) */
   unsigned flushing : 1; /* output left over: wants writability without a waiter */
   unsigned shut_after_flush : 2; /* shutdown(how)+1 once the output is sent; 0 for none */
+  uint32_t readlimit; /* longest line read/lines will buffer */
   int64_t timeout;   /* nanoseconds; CSOCK_NO_DEADLINE for none */
   int64_t deadline[2]; /* of the operation under way, per direction */
-  size_t readlimit;  /* longest line read/lines will buffer */
   csock_Buffer in;   /* received, not yet taken */
   /* the loop's side */
   csock_Loop *loop;

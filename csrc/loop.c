@@ -321,8 +321,8 @@ static void finish(lua_State *L, csock_Task *t, int ok, int nres) {
   }
   t->state = CSOCK_TASK_DONE;
   loop->alive--;
-  int joined = t->joiners != NULL || t->awaited;
-  csock_wakeall(&t->joiners, CSOCK_WOKE_READY);
+  int joined = t->awaited || (!t->is_conn && t->u.joiners != NULL);
+  if (!t->is_conn) csock_wakeall(&t->u.joiners, CSOCK_WOKE_READY);
   if (t->failed) { /* the error at -1 */
     if (t->is_main) {
       loop->main_error = luaL_ref(L, LUA_REGISTRYINDEX);

@@ -56,8 +56,10 @@ struct csock_Task {
   csock_Task **wait_list;    /* the list this task waits in, if any */
   csock_Socket *waitsock;    /* the socket that list belongs to, if any */
   csock_Task *next_wait;
-  csock_Task *joiners;       /* tasks waiting for this one to end */
-  struct csock_Server *server; /* a connection task's server */
+  union {                    /* nobody can join a connection's task */
+    csock_Task *joiners;       /* tasks waiting for this one to end */
+    struct csock_Server *server; /* a connection task's server (is_conn) */
+  } u;
 };
 
 struct csock_Loop {

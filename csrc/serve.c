@@ -34,10 +34,10 @@ static csock_Server *checkserver(lua_State *L, int idx) {
 }
 
 void csock_conn_ended(csock_Task *t, csock_Socket *conn) {
-  csock_Server *srv = t->server;
+  csock_Server *srv = t->u.server;
   csock_close(conn);
   if (srv == NULL) return;
-  t->server = NULL;
+  t->u.server = NULL;
   srv->connections--;
   csock_wakeone(&srv->slot_waiters, CSOCK_WOKE_READY);
   release(srv);
@@ -45,8 +45,8 @@ void csock_conn_ended(csock_Task *t, csock_Socket *conn) {
 
 void csock_conn_collected(csock_Socket *conn) {
   csock_Task *t = (csock_Task *)(conn + 1);
-  if (t->server) release(t->server);
-  t->server = NULL;
+  if (t->u.server) release(t->u.server);
+  t->u.server = NULL;
 }
 
 /* Pushes the accepted socket (holding its task, not started yet). */
@@ -85,7 +85,7 @@ static int accept_k(lua_State *L, int status, lua_KContext ctx) {
       lua_pushvalue(L, 3);
       lua_pushvalue(L, 4);
       int nargs = 1 + csock_pushaddr(L, (struct sockaddr *)&ss, len);
-      t->server = srv;
+      t->u.server = srv;
       srv->refs++;
       srv->connections++;
       csock_starttask(L, t, nargs);

@@ -173,7 +173,7 @@ static int l_setreadlimit(lua_State *L) {
   csock_Socket *s = csock_checksocket(L, 1);
   lua_Integer n = luaL_checkinteger(L, 2);
   luaL_argcheck(L, n >= 0, 2, "read limit must not be negative");
-  s->readlimit = (size_t)n;
+  s->readlimit = n > (lua_Integer)CSOCK_BUF_MAX ? (uint32_t)CSOCK_BUF_MAX : (uint32_t)n; /* no buffer holds more */
   lua_pushboolean(L, 1);
   return 1;
 }

@@ -200,7 +200,7 @@ static int t_join(lua_State *L) {
   csock_Task *me = csock_current(t->loop, L);
   if (me == t) return luaL_error(L, "a task cannot join itself");
   if (me != NULL) {
-    csock_waitin(me, &t->joiners);
+    csock_waitin(me, &t->u.joiners);
     return csock_suspend(L, me, -1, 0, join_k);
   }
   t->awaited = 1;
