@@ -64,7 +64,7 @@ static void borrow(csock_Socket *s) {
   if (s->in.data != NULL || loop == NULL || loop->scratch_busy) return;
   loop->scratch_busy = 1; /* a __gc running meanwhile reads without it */
   s->in.data = loop->scratch;
-  s->in.cap = CSOCK_SCRATCH;
+  s->in.cap = CSOCK_BORROW_MAX;
   s->in.start = s->in.end = s->in.scanned = 0;
   s->borrowed = 1;
 }

@@ -17,6 +17,9 @@
 #define CSOCK_TASK_MT "csock.task"
 #define CSOCK_LOOP_EVENTS 256 /* readiness reports taken per poll */
 #define CSOCK_SCRATCH 262144  /* the most one recv call returns */
+/* The part of it a buffered reader borrows: what one read leaves over is
+ * copied to the socket's own buffer, which this keeps small. */
+#define CSOCK_BORROW_MAX 65536
 
 /* Owners of watches. */
 enum { CSOCK_WATCH_SOCKET, CSOCK_WATCH_WAKEUP, CSOCK_WATCH_FD, CSOCK_WATCH_SIGNAL, CSOCK_WATCH_ORPHAN };
