@@ -74,8 +74,10 @@ static inline csock_Socket *csock_vettedsocket(lua_State *L, int idx) {
   return s;
 }
 csock_Socket *csock_newsocket(lua_State *L, int fd, int family, int type);
-/* The same with `extra` bytes after the socket and nuv user values. */
-csock_Socket *csock_newsocket_ex(lua_State *L, int fd, int family, int type, size_t extra, int nuv);
+/* The same in loop (NULL: this state's) with `extra` bytes after the
+ * socket and nuv user values. */
+csock_Socket *csock_newsocket_ex(lua_State *L, csock_Loop *loop, int fd, int family, int type,
+                                 size_t extra, int nuv);
 void csock_close(csock_Socket *s); /* idempotent, never blocks */
 int csock_checkfamily(lua_State *L, int idx);
 const char *csock_familyname(int family);

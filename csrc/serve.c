@@ -51,7 +51,8 @@ void csock_conn_collected(csock_Socket *conn) {
 
 /* Pushes the accepted socket (holding its task, not started yet). */
 static csock_Socket *newconn(lua_State *L, csock_Socket *listener, int fd, csock_Server *srv) {
-  csock_Socket *c = csock_newsocket_ex(L, fd, listener->family, listener->type, sizeof(csock_Task), 1);
+  csock_Socket *c = csock_newsocket_ex(L, listener->loop, fd, listener->family, listener->type,
+                                       sizeof(csock_Task), 1);
   c->lingers = listener->lingers; /* SO_LINGER is inherited */
   c->timeout = srv->timeout;
   c->serving = 1;

@@ -54,7 +54,7 @@ csock_Socket *csock_checksocket(lua_State *L, int idx) {
 
 /* Pushes a socket that is closed until fd is stored in it, so that an error
  * between here and there never leaves a half-made object holding an fd. */
-static csock_Socket *newclosed(lua_State *L, int family, int type, size_t extra, int nuv) {
+static csock_Socket *newclosed(lua_State *L, csock_Loop *loop, int family, int type, size_t extra, int nuv) {
   csock_Socket *s = (csock_Socket *)lua_newuserdatauv(L, sizeof *s + extra, nuv);
   memset(s, 0, sizeof *s + extra);
   s->fd = -1;
@@ -62,27 +62,28 @@ static csock_Socket *newclosed(lua_State *L, int family, int type, size_t extra,
   s->type = type;
   s->timeout = CSOCK_NO_DEADLINE;
   s->readlimit = CSOCK_DEFAULT_READLIMIT;
-  s->loop = csock_getloop(L);
+  s->loop = loop ? loop : csock_getloop(L);
   s->watch.fd = -1;
   lua_rawgetp(L, LUA_REGISTRYINDEX, &socket_mt_key);
   lua_setmetatable(L, -2);
   return s;
 }
 
-csock_Socket *csock_newsocket_ex(lua_State *L, int fd, int family, int type, size_t extra, int nuv) {
-  csock_Socket *s = newclosed(L, family, type, extra, nuv);
+csock_Socket *csock_newsocket_ex(lua_State *L, csock_Loop *loop, int fd, int family, int type,
+                                 size_t extra, int nuv) {
+  csock_Socket *s = newclosed(L, loop, family, type, extra, nuv);
   s->fd = fd;
   return s;
 }
 
 csock_Socket *csock_newsocket(lua_State *L, int fd, int family, int type) {
-  return csock_newsocket_ex(L, fd, family, type, 0, 0);
+  return csock_newsocket_ex(L, NULL, fd, family, type, 0, 0);
 }
 
 static int l_socket(lua_State *L) {
   int family = csock_checkfamily(L, 1);
   int type = type_values[luaL_checkoption(L, 2, "stream", type_names)];
-  csock_Socket *s = newclosed(L, family, type, 0, 0);
+  csock_Socket *s = newclosed(L, NULL, family, type, 0, 0);
   int fd = csock_sys_socket(family, type);
   if (fd < 0) return csock_oserror(L, fd);
   s->fd = fd;

@@ -14,11 +14,13 @@ int64_t csock_deadline(csock_Socket *s, int dir) {
 }
 
 int csock_wait(lua_State *L, csock_Socket *s, int dir, lua_KContext ctx, lua_KFunction k) {
+  /* A deadline set just now from a positive timeout has not passed yet. */
+  int fresh = s->deadline[dir] == CSOCK_UNSET_DEADLINE && s->timeout != 0;
   int64_t deadline = csock_deadline(s, dir);
   csock_Task *t = csock_current(s->loop, L);
   int want = dir == CSOCK_DIR_READ ? CSOCK_WANT_READ : CSOCK_WANT_WRITE;
   if (t != NULL) {
-    if (deadline >= 0 && deadline <= csock_sys_now()) { /* no time to wait: one look */
+    if (deadline >= 0 && !fresh && deadline <= csock_sys_now()) { /* no time to wait: one look */
       if (csock_sys_wait(s->fd, want, deadline) <= 0) return csock_timeout(L);
       if (dir == CSOCK_DIR_READ) s->drained = 0;
       return 0;
