@@ -120,7 +120,8 @@ static int l_serve(lua_State *L) {
   csock_checksocket(L, 1);
   luaL_checktype(L, 2, LUA_TFUNCTION);
   lua_Integer max = luaL_optinteger(L, 3, 0);
-  luaL_argcheck(L, max >= 0 && max <= INT32_MAX, 3, "maxconnections out of range");
+  luaL_argcheck(L, max >= 0, 3, "maxconnections must not be negative");
+  if (max > INT32_MAX) max = 0; /* more than could ever be open: no limit */
   lua_Number timeout = luaL_optnumber(L, 4, -1);
   csock_Server **h = (csock_Server **)lua_newuserdatauv(L, sizeof *h, 0);
   *h = NULL;

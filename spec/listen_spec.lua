@@ -213,6 +213,20 @@ describe("csock.listen", function()
     nothing_left()
   end)
 
+  it("with maxconnections = math.maxinteger has no limit in practice", function()
+    local server, port = echo_server({ maxconnections = math.maxinteger })
+    local r = {}
+    csock.run(function()
+      local c1, c2 = client(port), client(port)
+      assert(c1:write("a\n")); assert(c2:write("b\n"))
+      r[1], r[2] = c1:read("l"), c2:read("l")
+      c1:close(); c2:close()
+      server:close()
+    end)
+    assert.are.same({ "re:a", "re:b" }, r)
+    nothing_left()
+  end)
+
   it("with timeout closes a connection idle that long, and keeps a busy one", function()
     local server, port = echo_server({ timeout = 0.2 })
     local r = {}
