@@ -56,6 +56,10 @@ static csock_Socket *newconn(lua_State *L, csock_Socket *listener, int fd, csock
   c->lingers = listener->lingers; /* SO_LINGER is inherited */
   c->timeout = srv->timeout;
   c->serving = 1;
+  /* A request is rarely there the instant its connection is accepted:
+   * the first read waits for readiness instead of paying for a recv that
+   * says EAGAIN (as nginx does without deferred accept). */
+  c->drained = 1;
   csock_Task *t = (csock_Task *)(c + 1);
   csock_inittask(t, c->loop);
   t->is_conn = 1;
