@@ -311,11 +311,33 @@ int csock_outfailed(lua_State *L, csock_Socket *s) {
   return s->out_err ? csock_oserror(L, s->out_err) : 0;
 }
 
+ssize_t csock_sendqueue(csock_Socket *s, const struct iovec *iov, int n, size_t most) {
+  size_t total = 0;
+  for (int i = 0; i < n; i++) total += iov[i].iov_len;
+  ssize_t sent = csock_sys_sendv(s->fd, iov, n);
+  if (sent < 0 && !csock_sys_again((int)sent)) return sent;
+  if (sent < 0) sent = 0;
+  size_t rest = total - (size_t)sent, skip = (size_t)sent, avail;
+  if (rest == 0 || rest > most) return sent;
+  char *p = csock_buf_reserve(&s->out, rest, &avail, csock_pool(s));
+  if (p == NULL) return sent;
+  for (int i = 0; i < n; i++, skip = 0) {
+    if (skip >= iov[i].iov_len) {
+      skip -= iov[i].iov_len;
+      continue;
+    }
+    memcpy(p, (char *)iov[i].iov_base + skip, iov[i].iov_len - skip);
+    p += iov[i].iov_len - skip;
+  }
+  csock_outcommit(s, rest); /* whatever the caller does next, the loop sends it */
+  return (ssize_t)total;
+}
+
 /* A large write in a task with nothing queued: the kernel gets the bytes
  * now, straight from the strings, and only what it cannot take yet is
  * copied to the queue (when it fits; else write waits as usual). Returns
- * the bytes sent, or -1 when it did not apply or failed (result pushed:
- * *nres). */
+ * the bytes sent or queued, or -1 when it did not apply or failed (result
+ * pushed: *nres). */
 static ssize_t write_direct(lua_State *L, csock_Socket *s, int top, size_t total, int *nres) {
   struct iovec iov[WRITE_IOV];
   if (total < WRITE_DIRECT_MIN || top - 1 > WRITE_IOV || csock_buf_len(&s->out) > 0 ||
@@ -326,30 +348,13 @@ static ssize_t write_direct(lua_State *L, csock_Socket *s, int top, size_t total
     iov[i - 2].iov_base = (void *)lua_tolstring(L, i, &len);
     iov[i - 2].iov_len = len;
   }
-  ssize_t n = csock_sys_sendv(s->fd, iov, top - 1);
-  if (n < 0 && !csock_sys_again((int)n)) {
+  ssize_t n = csock_sendqueue(s, iov, top - 1, CSOCK_OUT_MAX);
+  if (n < 0) {
     s->out_err = EPIPE; /* as write_k: later writes say "closed" */
     *nres = csock_oserror(L, (int)n);
     return -1;
   }
-  if (n < 0) n = 0;
-  size_t rest = total - (size_t)n, skip = (size_t)n;
-  if (rest == 0 || rest > CSOCK_OUT_MAX) return n;
-  size_t avail;
-  char *p = csock_buf_reserve(&s->out, rest, &avail, csock_pool(s));
-  if (p == NULL) return n;
-  for (int i = 0; i < top - 1; i++) {
-    size_t len = iov[i].iov_len;
-    if (skip >= len) {
-      skip -= len;
-      continue;
-    }
-    memcpy(p, (char *)iov[i].iov_base + skip, len - skip);
-    p += len - skip;
-    skip = 0;
-  }
-  csock_outcommit(s, rest);
-  return (ssize_t)total;
+  return n;
 }
 
 static int l_write(lua_State *L) {

@@ -142,6 +142,11 @@ int csock_outfailed(lua_State *L, csock_Socket *s);
 char *csock_outreserve(lua_State *L, csock_Socket *s, size_t n);
 void csock_outcommit(csock_Socket *s, size_t n);
 int csock_sendnow(lua_State *L, csock_Socket *s);
+/* With nothing queued on s: sends the n pieces at once and queues what the
+ * kernel does not take if that is at most `most` bytes. Returns the bytes
+ * sent or queued (fewer than all when the rest did not fit, or memory ran
+ * short), or -errno when the send failed. */
+ssize_t csock_sendqueue(csock_Socket *s, const struct iovec *iov, int n, size_t most);
 void csock_open_resp(lua_State *L);
 void csock_open_select(lua_State *L);
 void csock_open_serve(lua_State *L);

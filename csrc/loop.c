@@ -293,15 +293,15 @@ static void finish(lua_State *L, csock_Task *t, int ok, int nres) {
   lua_State *co = t->co;
   lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref); /* the task's object */
   int taskidx = lua_gettop(L);
-  if (ok && t->is_conn) { /* nobody can join it: its results go */
-    lua_settop(co, 0);
-    lua_pushnil(L);
-  } else if (ok && !lua_checkstack(L, nres + 2)) { /* results that cannot be moved: a failure */
+  if (ok && !t->is_conn && !lua_checkstack(L, nres + 2)) { /* results that cannot be moved */
     lua_settop(co, 0);
     lua_pushliteral(co, "too many results to return from a task");
     ok = 0;
   }
-  if (ok && !t->is_conn) {
+  if (ok && t->is_conn) { /* nobody can join it: its results go */
+    lua_settop(co, 0);
+    lua_pushnil(L);
+  } else if (ok) {
     lua_createtable(L, nres, 1);
     lua_xmove(co, L, nres);
     for (int i = nres; i >= 1; i--) lua_rawseti(L, taskidx + 1, i);

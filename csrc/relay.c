@@ -9,7 +9,7 @@
  */
 #include <errno.h>
 #include <stdlib.h>
-#include <string.h>
+#include <sys/uio.h>
 
 #include "loop.h"
 
@@ -33,17 +33,9 @@ static int waitfor(lua_State *L, csock_Socket *s, int dir, lua_KContext copied) 
 /* Sends p[0..n) to dst now; what the kernel does not take is queued in
  * dst's output. 0, or -errno. */
 static int pass(csock_Socket *dst, const char *p, size_t n) {
-  ssize_t sent = csock_sys_send(dst->fd, p, n);
-  if (sent < 0 && !csock_sys_again((int)sent)) return (int)sent;
-  if (sent < 0) sent = 0;
-  if ((size_t)sent == n) return 0;
-  size_t avail;
-  char *q = csock_buf_reserve(&dst->out, n - (size_t)sent, &avail, csock_pool(dst));
-  if (q == NULL) return -ENOMEM;
-  memcpy(q, p + sent, n - (size_t)sent);
-  csock_buf_commit(&dst->out, n - (size_t)sent);
-  csock_markdirty(dst); /* whatever becomes of the relay, the loop sends it */
-  return 0;
+  struct iovec iov = {(void *)p, n};
+  ssize_t r = csock_sendqueue(dst, &iov, 1, (size_t)-1);
+  return r < 0 ? (int)r : (size_t)r < n ? -ENOMEM : 0;
 }
 
 static int copy_k(lua_State *L, int status, lua_KContext ctx) {

@@ -24,6 +24,11 @@ typedef struct csock_Server {
   csock_Task *slot_waiters; /* the accept task, while the server is full */
 } csock_Server;
 
+/* A connection's task follows its socket in the same userdata. */
+static csock_Task *conntask(csock_Socket *conn) {
+  return (csock_Task *)(conn + 1);
+}
+
 static void release(csock_Server *srv) {
   if (--srv->refs == 0) free(srv);
 }
@@ -44,7 +49,7 @@ void csock_conn_ended(csock_Task *t, csock_Socket *conn) {
 }
 
 void csock_conn_collected(csock_Socket *conn) {
-  csock_Task *t = (csock_Task *)(conn + 1);
+  csock_Task *t = conntask(conn);
   if (t->u.server) release(t->u.server);
   t->u.server = NULL;
 }
@@ -60,7 +65,7 @@ static csock_Socket *newconn(lua_State *L, csock_Socket *listener, int fd, csock
    * the first read waits for readiness instead of paying for a recv that
    * says EAGAIN (as nginx does without deferred accept). */
   c->drained = 1;
-  csock_Task *t = (csock_Task *)(c + 1);
+  csock_Task *t = conntask(c);
   csock_inittask(t, c->loop);
   t->is_conn = 1;
   return c;
@@ -86,7 +91,7 @@ static int accept_k(lua_State *L, int status, lua_KContext ctx) {
     int fd = csock_sys_accept(s->fd, (struct sockaddr *)&ss, &len);
     if (fd >= 0) {
       csock_Socket *c = newconn(L, s, fd, srv); /* 4 */
-      csock_Task *t = (csock_Task *)(c + 1);
+      csock_Task *t = conntask(c);
       lua_pushvalue(L, 3);
       lua_pushvalue(L, 4);
       int nargs = 1 + csock_pushaddr(L, (struct sockaddr *)&ss, len);

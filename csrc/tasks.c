@@ -88,12 +88,18 @@ void csock_starttask(lua_State *L, csock_Task *t, int nargs) {
   csock_schedule(t, CSOCK_WOKE_READY);
 }
 
-csock_Task *csock_newtask(lua_State *L, csock_Loop *loop, int nargs) {
-  int base = lua_gettop(L) - nargs; /* the function */
-  csock_Task *t = (csock_Task *)lua_newuserdatauv(L, sizeof *t, 2); /* thread, outcome */
+/* A task object (user values: the thread, the outcome), pushed. */
+static csock_Task *pushtask(lua_State *L, csock_Loop *loop) {
+  csock_Task *t = (csock_Task *)lua_newuserdatauv(L, sizeof *t, 2);
   csock_inittask(t, loop);
   lua_rawgetp(L, LUA_REGISTRYINDEX, &task_mt_key);
   lua_setmetatable(L, -2);
+  return t;
+}
+
+csock_Task *csock_newtask(lua_State *L, csock_Loop *loop, int nargs) {
+  int base = lua_gettop(L) - nargs; /* the function */
+  csock_Task *t = pushtask(L, loop);
   lua_insert(L, base);                 /* task, fn, args... */
   csock_starttask(L, t, nargs);
   return t;
@@ -103,12 +109,9 @@ csock_Task *csock_newtask(lua_State *L, csock_Loop *loop, int nargs) {
  * fails, onerror gets this stand-in: a done, failed task holding the error
  * at -1. Pushed above it. */
 void csock_pushfailedtask(lua_State *L, csock_Loop *loop) {
-  csock_Task *t = (csock_Task *)lua_newuserdatauv(L, sizeof *t, 2);
-  csock_inittask(t, loop);
+  csock_Task *t = pushtask(L, loop);
   t->state = CSOCK_TASK_DONE;
   t->failed = 1;
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &task_mt_key);
-  lua_setmetatable(L, -2);
   lua_pushvalue(L, -2);
   lua_setiuservalue(L, -2, 2);
 }
