@@ -40,7 +40,6 @@ typedef struct csock_Socket {
   unsigned hup : 1;      /* the loop saw the peer hang up (or an error): a short read proves nothing */
   unsigned borrowed : 1; /* `in` is the loop's scratch space for the length of one read call */
   unsigned lingers : 1;  /* SO_LINGER set with a time: close(2) would block */
-  unsigned serving : 1;  /* csock.listen's connection: its task follows (serve.c) */
   unsigned flushing : 1; /* output left over: wants writability without a waiter */
   unsigned shut_after_flush : 2; /* shutdown(how)+1 once the output is sent; 0 for none */
   uint32_t readlimit; /* longest line read/lines will buffer */
@@ -74,10 +73,12 @@ static inline csock_Socket *csock_vettedsocket(lua_State *L, int idx) {
   return s;
 }
 csock_Socket *csock_newsocket(lua_State *L, int fd, int family, int type);
-/* The same in loop (NULL: this state's) with `extra` bytes after the
- * socket and nuv user values. */
-csock_Socket *csock_newsocket_ex(lua_State *L, csock_Loop *loop, int fd, int family, int type,
-                                 size_t extra, int nuv);
+/* A csock.listen connection's socket, in loop, with its task (`extra`
+ * bytes) after it. Its metatable has no __gc (a finalizer per connection
+ * costs the collector dearly): the loop closes it when its task ends, or
+ * with the loop (csock_conns_close). */
+csock_Socket *csock_newconnsocket(lua_State *L, csock_Loop *loop, int fd, int family, int type,
+                                  size_t extra);
 void csock_close(csock_Socket *s); /* idempotent, never blocks */
 int csock_checkfamily(lua_State *L, int idx);
 const char *csock_familyname(int family);

@@ -286,62 +286,74 @@ static void close_thread(lua_State *co, lua_State *L) {
 #endif
 }
 
-/* The task ended: keep its results (or error) for join, wake joiners. A
- * connection's task (no task object: its socket holds it) keeps nothing. */
+/* The error at the top of co, with where it happened, pushed on L; then
+ * co's stack is unwound (its <close> variables closed). */
+static void pusherror(lua_State *L, lua_State *co) {
+  const char *msg = lua_tostring(co, -1);
+  if (msg == NULL) msg = lua_pushfstring(co, "(error object is a %s value)", luaL_typename(co, -1));
+  luaL_traceback(L, co, msg, 0);
+  close_thread(co, L);
+}
+
+/* A connection's task ended. Nobody can join it: its results go, and an
+ * error goes to onerror with a stand-in task object. Its socket (which
+ * holds t) is closed before the coroutine lets go of it. */
+static void finish_conn(lua_State *L, csock_Task *t, int ok) {
+  csock_Loop *loop = t->loop;
+  if (!ok) pusherror(L, t->co);
+  t->state = CSOCK_TASK_DONE;
+  t->failed = !ok;
+  loop->alive--;
+  csock_conn_ended(t);
+  csock_task_ended(L, t);
+  if (!ok) {
+    csock_pushfailedtask(L, loop);
+    lua_insert(L, -2);
+    report(L, loop, lua_gettop(L) - 1);
+    lua_pop(L, 2);
+  }
+}
+
+/* The task ended: keep its results (or error) for join, wake joiners. */
 static void finish(lua_State *L, csock_Task *t, int ok, int nres) {
+  if (t->is_conn) {
+    finish_conn(L, t, ok);
+    return;
+  }
   csock_Loop *loop = t->loop;
   lua_State *co = t->co;
   lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref); /* the task's object */
   int taskidx = lua_gettop(L);
-  if (ok && !t->is_conn && !lua_checkstack(L, nres + 2)) { /* results that cannot be moved */
+  if (ok && !lua_checkstack(L, nres + 2)) { /* results that cannot be moved */
     lua_settop(co, 0);
     lua_pushliteral(co, "too many results to return from a task");
     ok = 0;
   }
-  if (ok && t->is_conn) { /* nobody can join it: its results go */
-    lua_settop(co, 0);
-    lua_pushnil(L);
-  } else if (ok) {
+  if (ok) {
     lua_createtable(L, nres, 1);
     lua_xmove(co, L, nres);
     for (int i = nres; i >= 1; i--) lua_rawseti(L, taskidx + 1, i);
     lua_pushinteger(L, nres);
     lua_setfield(L, -2, "n");
-  } else if (!ok) {
-    /* error value on co's stack; add where it happened */
-    const char *msg = lua_tostring(co, -1);
-    if (msg == NULL) msg = lua_pushfstring(co, "(error object is a %s value)", luaL_typename(co, -1));
-    luaL_traceback(L, co, msg, 0);
-    close_thread(co, L);
+  } else {
+    pusherror(L, co);
     t->failed = 1;
   }
-  if (!t->is_conn) {
-    lua_pushvalue(L, -1);
-    lua_setiuservalue(L, taskidx, 2);
-  }
+  lua_pushvalue(L, -1);
+  lua_setiuservalue(L, taskidx, 1);
   t->state = CSOCK_TASK_DONE;
   loop->alive--;
-  int joined = t->awaited || (!t->is_conn && t->u.joiners != NULL);
-  if (!t->is_conn) csock_wakeall(&t->u.joiners, CSOCK_WOKE_READY);
+  int joined = t->awaited || t->u.joiners != NULL;
+  csock_wakeall(&t->u.joiners, CSOCK_WOKE_READY);
   if (t->failed) { /* the error at -1 */
     if (t->is_main) {
       loop->main_error = luaL_ref(L, LUA_REGISTRYINDEX);
       loop->stop = 1;
     } else if (!joined) {
-      if (t->is_conn) {
-        csock_pushfailedtask(L, loop);
-        lua_insert(L, -2);
-        report(L, loop, lua_gettop(L) - 1);
-      } else {
-        report(L, loop, taskidx);
-      }
+      report(L, loop, taskidx);
     }
   }
-  lua_settop(L, taskidx);
-  csock_task_ended(L, t, taskidx);
-  t->co = NULL;
-  luaL_unref(L, LUA_REGISTRYINDEX, t->ref);
-  t->ref = LUA_NOREF;
+  csock_task_ended(L, t);
   lua_settop(L, taskidx - 1);
 }
 
@@ -477,6 +489,7 @@ static int loop_gc(lua_State *L) {
   if (loop->poller == NULL) return 0;
   csock_resolve_drain(loop);
   csock_signal_close(loop);
+  csock_conns_close(loop); /* first: their output may become orphans */
   while (loop->orphans) orphan_end(loop, loop->orphans);
   if (loop->wakeup.fd >= 0) {
     loop->ops->forget(loop->poller, &loop->wakeup);
@@ -501,6 +514,7 @@ void csock_open_loop(lua_State *L) {
   memset(loop, 0, sizeof *loop);
   loop->ops = ops;
   loop->main_error = loop->onerror = LUA_NOREF;
+  loop->socket_mt = loop->conn_mt = loop->task_mt = loop->threads = LUA_NOREF;
   loop->wakeup.fd = -1;
   loop->signals.fd = -1;
   loop->signals.kind = CSOCK_WATCH_SIGNAL;

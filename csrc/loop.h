@@ -48,7 +48,9 @@ struct csock_Task {
   lua_State *co;
   csock_Loop *loop;
   int nargs;                 /* arguments for the first resume, -1 after */
-  int ref;                   /* registry ref to the task's object while not done */
+  int ref;                   /* registry ref to the task's object while not done
+                                (a connection's: its coroutine's stack holds it) */
+  int slot;                  /* its coroutine's place in the threads table */
   unsigned state : 2;        /* CSOCK_TASK_* */
   unsigned wake : 2;         /* resume code once woken (CSOCK_WOKE_*) */
   unsigned failed : 1;
@@ -61,9 +63,18 @@ struct csock_Task {
   csock_Task *next_wait;
   union {                    /* nobody can join a connection's task */
     csock_Task *joiners;       /* tasks waiting for this one to end */
-    struct csock_Server *server; /* a connection task's server (is_conn) */
+    struct {                   /* a connection's task (is_conn) */
+      struct csock_Server *server;
+      csock_Task *next, **prev; /* in loop->conns while it runs */
+    } conn;
   } u;
 };
+
+#define CSOCK_KEEP_THREADS 256
+typedef struct csock_SpareThread {
+  lua_State *co;
+  int slot;                  /* in the threads table, which keeps it */
+} csock_SpareThread;
 
 struct csock_Loop {
   const csock_PollerOps *ops;
@@ -76,6 +87,10 @@ struct csock_Loop {
   int stop;
   int main_error;            /* registry ref of the main task's error, or LUA_NOREF */
   int onerror;               /* registry ref of the error handler, or LUA_NOREF */
+  /* Registry refs of what hot paths fetch: an integer key is an array
+   * read, a light userdata key a hash lookup. */
+  int socket_mt, conn_mt, task_mt; /* metatables: sockets, csock.listen's connections, tasks */
+  int threads;               /* the table of coroutines kept for reuse */
   void (*errhook)(lua_State *L, const char *msg, void *ud); /* csock_onerror's */
   void *errhook_ud;
   csock_Socket *dirty;       /* sockets with coalesced output to send */
@@ -85,8 +100,10 @@ struct csock_Loop {
   char scratch[CSOCK_SCRATCH];
   int scratch_busy;          /* a socket's reader has borrowed it (see bufio.c) */
   csock_BufPool pool;        /* spare buffer blocks for sockets' in and out */
-  int nthreads;              /* finished tasks' coroutines kept for reuse */
+  csock_SpareThread spare[CSOCK_KEEP_THREADS]; /* finished tasks' coroutines, for reuse */
+  int nspare;
   csock_Orphan *orphans;     /* closed sockets whose output the loop still sends */
+  csock_Task *conns;         /* csock.listen's connection tasks running (serve.c) */
   /* name resolution on helper threads */
   csock_Watch wakeup;        /* an eventfd the threads poke */
   pthread_mutex_t lock;
@@ -156,24 +173,24 @@ int csock_waitfd_end(lua_State *L, int idx);
 /* tasks.c: makes a task of the function and its nargs arguments on top of
  * L's stack (replacing them with the task) and queues it. */
 csock_Task *csock_newtask(lua_State *L, csock_Loop *loop, int nargs);
-/* tasks.c: a task ended (its outcome is stored): end what it owned, and
- * keep its coroutine for reuse. The task's object is at taskidx. */
-void csock_task_ended(lua_State *L, csock_Task *t, int taskidx);
+/* tasks.c: a task ended (its outcome is stored, what it owned ended):
+ * lets go of its object and keeps its coroutine for reuse. A connection's
+ * task may be freed by then: touch it no more. */
+void csock_task_ended(lua_State *L, csock_Task *t);
 /* tasks.c, for tasks that live inside another object (a csock.listen
  * connection's lives in its socket): csock_inittask clears t; then, with
- * that object (whose user value 1 will hold the coroutine), the function
- * and its nargs arguments on top of the stack, csock_starttask pops the
- * function and arguments and queues the task. */
+ * that object, the function and its nargs arguments on top of the stack,
+ * csock_starttask pops the function and arguments and queues the task. */
 void csock_inittask(csock_Task *t, csock_Loop *loop);
 void csock_starttask(lua_State *L, csock_Task *t, int nargs);
 /* tasks.c: pushes a done, failed task object holding the error at -1. */
 void csock_pushfailedtask(lua_State *L, csock_Loop *loop);
 
 /* serve.c: a connection task ended: close its socket, free its place. */
-void csock_conn_ended(csock_Task *t, csock_Socket *conn);
-/* serve.c: a connection's socket is collected with its task unfinished
- * (the Lua state is closing). */
-void csock_conn_collected(csock_Socket *conn);
+void csock_conn_ended(csock_Task *t);
+/* serve.c: the loop goes (its Lua state closes): ends the connections
+ * whose tasks still run (their sockets have no __gc to do it). */
+void csock_conns_close(csock_Loop *loop);
 
 /* signals.c: the signalfd is readable; run the handlers. */
 void csock_signal_dispatch(lua_State *L, csock_Loop *loop);

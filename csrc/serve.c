@@ -20,6 +20,8 @@ typedef struct csock_Server {
   int connections;   /* tasks running now */
   int max;           /* at most this many at once; 0 for no limit */
   int closed;
+  int want_addr;     /* the handler takes (conn, host, port), not just conn */
+  int pending_fd;    /* accepted, its connection not made yet; else -1 */
   int64_t timeout;   /* each connection's, as settimeout; CSOCK_NO_DEADLINE for none */
   csock_Task *slot_waiters; /* the accept task, while the server is full */
 } csock_Server;
@@ -30,7 +32,9 @@ static csock_Task *conntask(csock_Socket *conn) {
 }
 
 static void release(csock_Server *srv) {
-  if (--srv->refs == 0) free(srv);
+  if (--srv->refs > 0) return;
+  if (srv->pending_fd >= 0) csock_sys_close(srv->pending_fd);
+  free(srv);
 }
 
 static csock_Server *checkserver(lua_State *L, int idx) {
@@ -38,29 +42,34 @@ static csock_Server *checkserver(lua_State *L, int idx) {
   return *h;
 }
 
-void csock_conn_ended(csock_Task *t, csock_Socket *conn) {
-  csock_Server *srv = t->u.server;
-  csock_close(conn);
+/* And the socket a connection's task follows. */
+static csock_Socket *taskconn(csock_Task *t) {
+  return (csock_Socket *)t - 1;
+}
+
+void csock_conn_ended(csock_Task *t) {
+  csock_Server *srv = t->u.conn.server;
+  csock_close(taskconn(t));
   if (srv == NULL) return;
-  t->u.server = NULL;
+  t->u.conn.server = NULL;
+  if (t->u.conn.next) t->u.conn.next->u.conn.prev = t->u.conn.prev;
+  *t->u.conn.prev = t->u.conn.next;
   srv->connections--;
   csock_wakeone(&srv->slot_waiters, CSOCK_WOKE_READY);
   release(srv);
 }
 
-void csock_conn_collected(csock_Socket *conn) {
-  csock_Task *t = conntask(conn);
-  if (t->u.server) release(t->u.server);
-  t->u.server = NULL;
+void csock_conns_close(csock_Loop *loop) {
+  while (loop->conns) csock_conn_ended(loop->conns);
 }
 
-/* Pushes the accepted socket (holding its task, not started yet). */
-static csock_Socket *newconn(lua_State *L, csock_Socket *listener, int fd, csock_Server *srv) {
-  csock_Socket *c = csock_newsocket_ex(L, listener->loop, fd, listener->family, listener->type,
-                                       sizeof(csock_Task), 1);
+/* Pushes an accepted connection's socket (holding its task, not started
+ * yet), closed: the caller stores the fd once nothing can fail. */
+static csock_Socket *newconn(lua_State *L, csock_Socket *listener, csock_Server *srv) {
+  csock_Socket *c = csock_newconnsocket(L, listener->loop, -1, listener->family, listener->type,
+                                        sizeof(csock_Task));
   c->lingers = listener->lingers; /* SO_LINGER is inherited */
   c->timeout = srv->timeout;
-  c->serving = 1;
   /* A request is rarely there the instant its connection is accepted:
    * the first read waits for readiness instead of paying for a recv that
    * says EAGAIN (as nginx does without deferred accept). */
@@ -90,15 +99,24 @@ static int accept_k(lua_State *L, int status, lua_KContext ctx) {
     socklen_t len = sizeof ss;
     int fd = csock_sys_accept(s->fd, (struct sockaddr *)&ss, &len);
     if (fd >= 0) {
-      csock_Socket *c = newconn(L, s, fd, srv); /* 4 */
+      /* The socket has no __gc: until the running task owns it, an error
+       * (out of memory) leaves the fd to the server (see release). */
+      srv->pending_fd = fd;
+      csock_Socket *c = newconn(L, s, srv); /* 4 */
       csock_Task *t = conntask(c);
       lua_pushvalue(L, 3);
       lua_pushvalue(L, 4);
-      int nargs = 1 + csock_pushaddr(L, (struct sockaddr *)&ss, len);
-      t->u.server = srv;
+      int nargs = 1 + (srv->want_addr ? csock_pushaddr(L, (struct sockaddr *)&ss, len) : 0);
+      csock_starttask(L, t, nargs);
+      c->fd = fd;
+      srv->pending_fd = -1;
+      t->u.conn.server = srv;
+      t->u.conn.next = s->loop->conns;
+      if (t->u.conn.next) t->u.conn.next->u.conn.prev = &t->u.conn.next;
+      t->u.conn.prev = &s->loop->conns;
+      s->loop->conns = t;
       srv->refs++;
       srv->connections++;
-      csock_starttask(L, t, nargs);
       lua_settop(L, 3);
       continue;
     }
@@ -139,7 +157,12 @@ static int l_serve(lua_State *L) {
   if (srv == NULL) return luaL_error(L, "not enough memory");
   *h = srv;
   srv->refs = 1;
+  srv->pending_fd = -1;
   srv->max = (int)max;
+  lua_Debug ar;
+  lua_pushvalue(L, 2);
+  lua_getinfo(L, ">u", &ar);
+  srv->want_addr = ar.isvararg || ar.nparams > 1; /* else it could not see them */
   srv->timeout = timeout < 0 ? CSOCK_NO_DEADLINE : (int64_t)((timeout > 1e9 ? 1e9 : timeout) * 1e9);
   lua_pushcfunction(L, accept_task);
   lua_pushvalue(L, -2);

@@ -27,15 +27,15 @@ const char *csock_familyname(int family) {
   return "?";
 }
 
-/* The metatable is also kept under this address: checking a socket then
- * costs no string lookup (this runs on every method call). */
+/* The metatable holds this address at [1]: checking a socket (on every
+ * method call) then costs two array reads instead of a registry lookup. A
+ * script cannot make a light userdata of it, so it cannot forge the tag. */
 static const char socket_mt_key = 'M';
 
 csock_Socket *csock_testsocket(lua_State *L, int idx) {
   csock_Socket *s = (csock_Socket *)lua_touserdata(L, idx);
   if (s == NULL || !lua_getmetatable(L, idx)) return NULL;
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &socket_mt_key);
-  int same = lua_rawequal(L, -1, -2);
+  int same = lua_rawgeti(L, -1, 1) == LUA_TLIGHTUSERDATA && lua_touserdata(L, -1) == &socket_mt_key;
   lua_pop(L, 2);
   return same ? s : NULL;
 }
@@ -54,8 +54,8 @@ csock_Socket *csock_checksocket(lua_State *L, int idx) {
 
 /* Pushes a socket that is closed until fd is stored in it, so that an error
  * between here and there never leaves a half-made object holding an fd. */
-static csock_Socket *newclosed(lua_State *L, csock_Loop *loop, int family, int type, size_t extra, int nuv) {
-  csock_Socket *s = (csock_Socket *)lua_newuserdatauv(L, sizeof *s + extra, nuv);
+static csock_Socket *newclosed(lua_State *L, csock_Loop *loop, int family, int type, size_t extra) {
+  csock_Socket *s = (csock_Socket *)lua_newuserdatauv(L, sizeof *s + extra, 0);
   memset(s, 0, sizeof *s + extra);
   s->fd = -1;
   s->family = family;
@@ -64,26 +64,28 @@ static csock_Socket *newclosed(lua_State *L, csock_Loop *loop, int family, int t
   s->readlimit = CSOCK_DEFAULT_READLIMIT;
   s->loop = loop ? loop : csock_getloop(L);
   s->watch.fd = -1;
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &socket_mt_key);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, extra ? s->loop->conn_mt : s->loop->socket_mt);
   lua_setmetatable(L, -2);
   return s;
 }
 
-csock_Socket *csock_newsocket_ex(lua_State *L, csock_Loop *loop, int fd, int family, int type,
-                                 size_t extra, int nuv) {
-  csock_Socket *s = newclosed(L, loop, family, type, extra, nuv);
+csock_Socket *csock_newconnsocket(lua_State *L, csock_Loop *loop, int fd, int family, int type,
+                                  size_t extra) {
+  csock_Socket *s = newclosed(L, loop, family, type, extra);
   s->fd = fd;
   return s;
 }
 
 csock_Socket *csock_newsocket(lua_State *L, int fd, int family, int type) {
-  return csock_newsocket_ex(L, NULL, fd, family, type, 0, 0);
+  csock_Socket *s = newclosed(L, NULL, family, type, 0);
+  s->fd = fd;
+  return s;
 }
 
 static int l_socket(lua_State *L) {
   int family = csock_checkfamily(L, 1);
   int type = type_values[luaL_checkoption(L, 2, "stream", type_names)];
-  csock_Socket *s = newclosed(L, NULL, family, type, 0, 0);
+  csock_Socket *s = newclosed(L, NULL, family, type, 0);
   int fd = csock_sys_socket(family, type);
   if (fd < 0) return csock_oserror(L, fd);
   s->fd = fd;
@@ -115,7 +117,6 @@ static int l_close(lua_State *L) {
 static int l_gc(lua_State *L) {
   csock_Socket *s = tosocket(L, 1);
   csock_close(s);
-  if (s->serving) csock_conn_collected(s);
   return 0;
 }
 
@@ -275,15 +276,37 @@ static const luaL_Reg metamethods[] = {
   {NULL, NULL},
 };
 
-/* Expects the module table at -2 and the methods table at -1. */
+/* Expects the module table at -2 and the methods table at -1. A second
+ * load of the module points both metatables at its methods table. */
 void csock_open_socket(lua_State *L) {
+  csock_Loop *loop = csock_getloop(L);
   luaL_setfuncs(L, methods, 0);
   luaL_newmetatable(L, CSOCK_SOCKET_MT);
-  lua_pushvalue(L, -1);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &socket_mt_key);
+  lua_pushlightuserdata(L, (void *)&socket_mt_key);
+  lua_rawseti(L, -2, 1);
   luaL_setfuncs(L, metamethods, 0);
   lua_pushvalue(L, -2);
   lua_setfield(L, -2, "__index");
+  if (loop->socket_mt == LUA_NOREF) {
+    lua_pushvalue(L, -1);
+    loop->socket_mt = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
+  /* A connection's: the same but for __gc (see csock_newconnsocket). */
+  lua_createtable(L, 1, 4);
+  lua_pushnil(L);
+  while (lua_next(L, -3)) {
+    if (lua_type(L, -2) == LUA_TSTRING && strcmp(lua_tostring(L, -2), "__gc") == 0) {
+      lua_pop(L, 1);
+      continue;
+    }
+    lua_pushvalue(L, -2);
+    lua_insert(L, -2);
+    lua_rawset(L, -4);
+  }
+  if (loop->conn_mt == LUA_NOREF)
+    loop->conn_mt = luaL_ref(L, LUA_REGISTRYINDEX);
+  else
+    lua_rawseti(L, LUA_REGISTRYINDEX, loop->conn_mt);
   lua_pop(L, 1);
   lua_pushcfunction(L, l_socket);
   lua_setfield(L, -3, "socket");

@@ -32,37 +32,46 @@ typedef struct Cond {
 
 /* Tasks ------------------------------------------------------------------ */
 
-static const char task_mt_key = 'T';  /* registry: the task metatable */
-static const char threads_key = 'C';  /* registry: coroutines kept for reuse */
-#define KEEP_THREADS 256
-
-/* A coroutine for a new task: a finished task's, or a new one. Pushed. */
-static lua_State *pushthread(lua_State *L, csock_Loop *loop) {
-  if (loop->nthreads == 0) return lua_newthread(L);
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &threads_key);
-  lua_rawgeti(L, -1, loop->nthreads);
-  lua_pushnil(L);
-  lua_rawseti(L, -3, loop->nthreads--);
-  lua_remove(L, -2);
-  return lua_tothread(L, -1);
+/* Coroutines: every one csock made is in the threads table (registry ref
+ * loop->threads) at a slot of its own, running a task or idle. The idle
+ * ones are also listed in loop->spare, so starting and ending a task
+ * usually touch no table at all. */
+static lua_State *takethread(lua_State *L, csock_Loop *loop, int *slot) {
+  if (loop->nspare > 0) {
+    csock_SpareThread *e = &loop->spare[--loop->nspare];
+    *slot = e->slot;
+    return e->co;
+  }
+  lua_rawgeti(L, LUA_REGISTRYINDEX, loop->threads);
+  lua_State *co = lua_newthread(L);
+  *slot = luaL_ref(L, -2);
+  lua_pop(L, 1);
+  return co;
 }
 
-void csock_task_ended(lua_State *L, csock_Task *t, int taskidx) {
-  csock_Loop *loop = t->loop;
-  if (t->is_conn) csock_conn_ended(t, (csock_Socket *)lua_touserdata(L, taskidx));
-  /* A finished coroutine (its stack unwound, <close> variables closed) can
-   * run the next task: no allocation per connection. */
-  lua_getiuservalue(L, taskidx, 1);
-  lua_State *co = lua_tothread(L, -1);
-  if (co != NULL && lua_status(co) == LUA_OK && loop->nthreads < KEEP_THREADS) {
+/* A finished coroutine (its stack unwound, <close> variables closed) is
+ * kept for the next task; a failed one, or one too many, is let go. */
+static void dropthread(lua_State *L, csock_Loop *loop, lua_State *co, int slot) {
+  if (lua_status(co) == LUA_OK && loop->nspare < CSOCK_KEEP_THREADS) {
     lua_settop(co, 0);
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &threads_key);
-    lua_insert(L, -2);
-    lua_rawseti(L, -2, ++loop->nthreads);
+    loop->spare[loop->nspare].co = co;
+    loop->spare[loop->nspare++].slot = slot;
+    return;
   }
+  lua_rawgeti(L, LUA_REGISTRYINDEX, loop->threads);
+  luaL_unref(L, -1, slot);
   lua_pop(L, 1);
-  lua_pushnil(L);
-  lua_setiuservalue(L, taskidx, 1);
+}
+
+void csock_task_ended(lua_State *L, csock_Task *t) {
+  lua_State *co = t->co;
+  t->co = NULL;
+  if (t->ref != LUA_NOREF) {
+    luaL_unref(L, LUA_REGISTRYINDEX, t->ref);
+    t->ref = LUA_NOREF;
+  }
+  /* Last: a connection's task may be collected once its coroutine lets go. */
+  dropthread(L, t->loop, co, t->slot);
 }
 
 void csock_inittask(csock_Task *t, csock_Loop *loop) {
@@ -75,24 +84,32 @@ void csock_inittask(csock_Task *t, csock_Loop *loop) {
 
 void csock_starttask(lua_State *L, csock_Task *t, int nargs) {
   int base = lua_gettop(L) - nargs - 1; /* the task's object, then fn, args... */
-  lua_State *co = pushthread(L, t->loop);
-  lua_insert(L, base + 1);             /* object, thread, fn, args... */
-  if (!lua_checkstack(co, nargs + 1)) luaL_error(L, "too many arguments for a task");
+  lua_State *co = takethread(L, t->loop, &t->slot);
+  if (!lua_checkstack(co, nargs + 2)) {
+    dropthread(L, t->loop, co, t->slot);
+    luaL_error(L, "too many arguments for a task");
+  }
+  if (t->is_conn) {
+    /* The object sits below the function on the coroutine's own stack:
+     * the coroutine (in the threads table) keeps it while the task runs. */
+    lua_pushvalue(L, base);
+    lua_xmove(L, co, 1);
+  } else {
+    lua_pushvalue(L, base);
+    t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
   lua_xmove(L, co, nargs + 1);
-  lua_setiuservalue(L, base, 1);       /* the thread */
   t->co = co;
   t->nargs = nargs;
-  lua_pushvalue(L, base);
-  t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
   t->loop->alive++;
   csock_schedule(t, CSOCK_WOKE_READY);
 }
 
-/* A task object (user values: the thread, the outcome), pushed. */
+/* A task object (user value: the outcome, once done), pushed. */
 static csock_Task *pushtask(lua_State *L, csock_Loop *loop) {
-  csock_Task *t = (csock_Task *)lua_newuserdatauv(L, sizeof *t, 2);
+  csock_Task *t = (csock_Task *)lua_newuserdatauv(L, sizeof *t, 1);
   csock_inittask(t, loop);
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &task_mt_key);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, loop->task_mt);
   lua_setmetatable(L, -2);
   return t;
 }
@@ -113,7 +130,7 @@ void csock_pushfailedtask(lua_State *L, csock_Loop *loop) {
   t->state = CSOCK_TASK_DONE;
   t->failed = 1;
   lua_pushvalue(L, -2);
-  lua_setiuservalue(L, -2, 2);
+  lua_setiuservalue(L, -2, 1);
 }
 
 static int l_spawn(lua_State *L) {
@@ -129,7 +146,7 @@ static csock_Task *checktask(lua_State *L, int idx) {
 /* The task's outcome: its results, or nil and its error. */
 static int pushoutcome(lua_State *L, int idx) {
   csock_Task *t = checktask(L, idx);
-  lua_getiuservalue(L, idx, 2);
+  lua_getiuservalue(L, idx, 1);
   if (t->failed) {
     luaL_pushfail(L);
     lua_insert(L, -2);
@@ -421,12 +438,14 @@ void csock_open_tasks(lua_State *L) {
   luaL_getmetatable(L, CSOCK_TASK_MT);
   lua_pushcfunction(L, t_tostring);
   lua_setfield(L, -2, "__tostring");
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &task_mt_key);
-  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &threads_key) == LUA_TNIL) {
+  csock_Loop *loop = csock_getloop(L);
+  if (loop->task_mt == LUA_NOREF) {
+    loop->task_mt = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_newtable(L);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &threads_key);
+    loop->threads = luaL_ref(L, LUA_REGISTRYINDEX);
+  } else {
+    lua_pop(L, 1);
   }
-  lua_pop(L, 1);
   newclass(L, CSOCK_TIMER_MT, timer_methods);
   newclass(L, CSOCK_COND_MT, cond_methods);
   lua_pushvalue(L, -2);
