@@ -121,7 +121,7 @@ int csock_readmore(lua_State *L, csock_Socket *s, size_t want, lua_KContext ctx,
 }
 
 csock_Socket *csock_readresume(lua_State *L, int status, int *nres) {
-  *nres = status == LUA_YIELD ? csock_resumed(L) : 0;
+  *nres = status == LUA_YIELD ? csock_resumed(L, csock_waitedsocket(L)) : 0;
   if (*nres != 0) return NULL;
   csock_Socket *s = csock_vettedsocket(L, 1);
   if (status == LUA_YIELD) s->drained = 0; /* woken: the kernel has bytes again */
@@ -244,7 +244,7 @@ static int l_readuntil(lua_State *L) {
  * a task coalesced earlier goes out first, in the same sendmsg. */
 static int write_k(lua_State *L, int status, lua_KContext ctx) {
   int r;
-  if (status == LUA_YIELD && (r = csock_resumed(L))) return r;
+  if (status == LUA_YIELD && (r = csock_resumed(L, csock_waitedsocket(L)))) return r;
   csock_Socket *s = csock_vettedsocket(L, 1);
   size_t sent = (size_t)ctx;
   int top = lua_gettop(L);

@@ -103,7 +103,11 @@ static inline void csock_begin(csock_Socket *s, int dir) {
 int csock_wait(lua_State *L, csock_Socket *s, int dir, lua_KContext ctx, lua_KFunction k);
 /* The operation's deadline (CSOCK_NO_DEADLINE for none), fixed at first ask. */
 int64_t csock_deadline(csock_Socket *s, int dir);
-int csock_resumed(lua_State *L); /* in k: the wait's outcome, as csock_wait */
+/* In k: the wait's outcome, as csock_wait. s: the socket waited on (at 1,
+ * vetted before the wait), to report it closed meanwhile; or NULL. */
+int csock_resumed(lua_State *L, csock_Socket *s);
+/* The socket at 1 of an operation's continuation, vetted before it waited. */
+#define csock_waitedsocket(L) ((csock_Socket *)lua_touserdata((L), 1))
 
 /* address.c */
 int csock_checkport(lua_State *L, int idx);

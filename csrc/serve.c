@@ -83,7 +83,7 @@ static csock_Socket *newconn(lua_State *L, csock_Socket *listener, csock_Server 
 /* Stack: 1 server handle, 2 listener, 3 handler. ctx says what the task
  * waited for: the listener (1) or a free slot or the pause (2). */
 static int accept_k(lua_State *L, int status, lua_KContext ctx) {
-  if (status == LUA_YIELD && ctx == 1) csock_resumed(L); /* closed, or a timeout: see below */
+  if (status == LUA_YIELD && ctx == 1) csock_resumed(L, NULL); /* closed, or a timeout: see below */
   lua_settop(L, 3);
   csock_Server *srv = checkserver(L, 1);
   csock_Socket *s = (csock_Socket *)lua_touserdata(L, 2);

@@ -22,7 +22,7 @@ static size_t checkcount(lua_State *L, int idx, lua_Integer def) {
 static int connect_k(lua_State *L, int status, lua_KContext ctx) {
   (void)ctx;
   int r;
-  if (status == LUA_YIELD && (r = csock_resumed(L))) return r;
+  if (status == LUA_YIELD && (r = csock_resumed(L, csock_waitedsocket(L)))) return r;
   csock_Socket *s = csock_checksocket(L, 1);
   if (status != LUA_YIELD && (r = csock_wait(L, s, CSOCK_DIR_WRITE, 0, connect_k))) return r;
   return csock_result(L, csock_sys_connect_result(s->fd));
@@ -33,7 +33,7 @@ static int connect_k(lua_State *L, int status, lua_KContext ctx) {
  * until the deadline. Stack: 1 socket, 2 the address bytes. */
 static int unix_retry_k(lua_State *L, int status, lua_KContext pause_ms) {
   int r;
-  if (status == LUA_YIELD && (r = csock_resumed(L))) return r; /* after a pause */
+  if (status == LUA_YIELD && (r = csock_resumed(L, csock_waitedsocket(L)))) return r; /* after a pause */
   csock_Socket *s = csock_checksocket(L, 1);
   size_t len;
   const char *sa = lua_tolstring(L, 2, &len);
@@ -93,7 +93,7 @@ static int l_connect(lua_State *L) {
 static int accept_k(lua_State *L, int status, lua_KContext ctx) {
   (void)ctx;
   int r;
-  if (status == LUA_YIELD && (r = csock_resumed(L))) return r;
+  if (status == LUA_YIELD && (r = csock_resumed(L, csock_waitedsocket(L)))) return r;
   csock_Socket *s = csock_checksocket(L, 1);
   for (;;) {
     struct sockaddr_storage ss;
@@ -136,7 +136,7 @@ static void byterange(lua_State *L, int idx, size_t len, size_t *from, size_t *c
 static int send_k(lua_State *L, int status, lua_KContext ctx) {
   (void)ctx;
   int r;
-  if (status == LUA_YIELD && (r = csock_resumed(L))) return r;
+  if (status == LUA_YIELD && (r = csock_resumed(L, csock_waitedsocket(L)))) return r;
   csock_Socket *s = csock_checksocket(L, 1);
   size_t len, from, count;
   const char *data = luaL_checklstring(L, 2, &len);
@@ -165,7 +165,7 @@ static int l_send(lua_State *L) {
 static int recv_k(lua_State *L, int status, lua_KContext ctx) {
   (void)ctx;
   int r;
-  if (status == LUA_YIELD && (r = csock_resumed(L))) return r;
+  if (status == LUA_YIELD && (r = csock_resumed(L, csock_waitedsocket(L)))) return r;
   csock_Socket *s = csock_checksocket(L, 1);
   size_t want = (size_t)lua_tointeger(L, 2);
   if (status == LUA_YIELD) s->drained = 0;
@@ -232,7 +232,7 @@ static int l_chunks(lua_State *L) {
 static int sendto_k(lua_State *L, int status, lua_KContext ctx) {
   (void)ctx;
   int r;
-  if (status == LUA_YIELD && (r = csock_resumed(L))) return r;
+  if (status == LUA_YIELD && (r = csock_resumed(L, csock_waitedsocket(L)))) return r;
   csock_Socket *s = csock_checksocket(L, 1);
   size_t len, salen;
   const char *data = lua_tolstring(L, 2, &len);
@@ -276,7 +276,7 @@ static int l_sendto(lua_State *L) {
 static int recvfrom_k(lua_State *L, int status, lua_KContext ctx) {
   (void)ctx;
   int r;
-  if (status == LUA_YIELD && (r = csock_resumed(L))) return r;
+  if (status == LUA_YIELD && (r = csock_resumed(L, csock_waitedsocket(L)))) return r;
   csock_Socket *s = csock_checksocket(L, 1);
   size_t want = (size_t)lua_tointeger(L, 2);
   if (want > CSOCK_SCRATCH) want = CSOCK_SCRATCH;

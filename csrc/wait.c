@@ -41,13 +41,12 @@ int csock_wait(lua_State *L, csock_Socket *s, int dir, lua_KContext ctx, lua_KFu
   return csock_oserror(L, r);
 }
 
-int csock_resumed(lua_State *L) {
+int csock_resumed(lua_State *L, csock_Socket *s) {
   int how = (int)lua_tointeger(L, -1);
   lua_pop(L, 1);
   switch (how) {
     case CSOCK_WOKE_READY: {
       /* Woken, then closed by a task that ran first in the same turn. */
-      csock_Socket *s = csock_testsocket(L, 1);
       return s != NULL && s->fd < 0 ? csock_closed(L) : 0;
     }
     case CSOCK_WOKE_TIMEOUT: return csock_timeout(L);
