@@ -511,7 +511,7 @@ void csock_open_loop(lua_State *L) {
   const csock_PollerOps *ops = csock_poller_find(name && *name ? name : NULL);
   if (ops == NULL) luaL_error(L, "CSOCK_BACKEND: unknown poll backend '%s' (epoll, poll)", name);
   csock_Loop *loop = (csock_Loop *)lua_newuserdatauv(L, sizeof *loop, 0);
-  memset(loop, 0, sizeof *loop);
+  memset(loop, 0, offsetof(csock_Loop, scratch));
   loop->ops = ops;
   loop->main_error = loop->onerror = LUA_NOREF;
   loop->socket_mt = loop->conn_mt = loop->task_mt = loop->threads = LUA_NOREF;

@@ -95,9 +95,6 @@ struct csock_Loop {
   void *errhook_ud;
   csock_Socket *dirty;       /* sockets with coalesced output to send */
   csock_Ready events[CSOCK_LOOP_EVENTS];
-  /* recv/recvfrom land here, then become Lua strings: no allocation per
-   * call, and nothing on the Lua stack that a yield could strand. */
-  char scratch[CSOCK_SCRATCH];
   int scratch_busy;          /* a socket's reader has borrowed it (see bufio.c) */
   csock_BufPool pool;        /* spare buffer blocks for sockets' in and out */
   csock_SpareThread spare[CSOCK_KEEP_THREADS]; /* finished tasks' coroutines, for reuse */
@@ -116,6 +113,11 @@ struct csock_Loop {
   sigset_t handled;          /* the signals scripts handle (csock.signal) */
   sigset_t saved_mask;       /* the thread's mask before the loop started */
   int holding;               /* the handled signals are blocked (the loop runs) */
+  /* recv/recvfrom land here, then become Lua strings: no allocation per
+   * call, and nothing on the Lua stack that a yield could strand. Last,
+   * and never cleared: its pages are touched only once reads use them
+   * (clearing them cost require "csock" a page fault per 4 KiB). */
+  char scratch[CSOCK_SCRATCH];
 };
 
 /* The loop of this Lua state (created with the module). */
