@@ -139,10 +139,13 @@ static int accept_task(lua_State *L) {
   return accept_k(L, LUA_OK, 0);
 }
 
-/* core._serve(listener, handler, maxconnections, timeout): accepts on
- * listener in a task, running handler(conn, host, port) in a task per
- * connection that closes conn however it ends. Returns the server handle
- * (connections(), close()) and the accept task. */
+/* core._serve(listener, handler, maxconnections, timeout [, owner]):
+ * accepts on listener in a task, running handler(conn, host, port) in a
+ * task per connection that closes conn however it ends. Returns the server
+ * handle (connections(), close()) and the accept task. The handle keeps
+ * owner (csock.listen's server object): the accept task holds the handle,
+ * so a server that accepts is never collected, even with no reference of
+ * its script's left (csock.servers, the host's list, is weak). */
 static int l_serve(lua_State *L) {
   csock_checksocket(L, 1);
   luaL_checktype(L, 2, LUA_TFUNCTION);
@@ -150,9 +153,12 @@ static int l_serve(lua_State *L) {
   luaL_argcheck(L, max >= 0, 3, "maxconnections must not be negative");
   if (max > INT32_MAX) max = 0; /* more than could ever be open: no limit */
   lua_Number timeout = luaL_optnumber(L, 4, -1);
-  csock_Server **h = (csock_Server **)lua_newuserdatauv(L, sizeof *h, 0);
+  lua_settop(L, 5);
+  csock_Server **h = (csock_Server **)lua_newuserdatauv(L, sizeof *h, 1);
   *h = NULL;
   luaL_setmetatable(L, SERVER_MT);
+  lua_pushvalue(L, 5);
+  lua_setiuservalue(L, -2, 1);
   csock_Server *srv = (csock_Server *)calloc(1, sizeof *srv);
   if (srv == NULL) return luaL_error(L, "not enough memory");
   *h = srv;

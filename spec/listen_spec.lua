@@ -391,6 +391,36 @@ describe("csock.listen", function()
     nothing_left()
   end)
 
+  it("keeps a server its script holds no reference to in csock.servers while it accepts", function()
+    local port
+    do
+      local server = assert(csock.listen("127.0.0.1", 0, function(conn)
+        conn:write("still here\n")
+      end))
+      port = select(2, server:getsockname())
+    end
+    collectgarbage(); collectgarbage()
+    local found
+    for server in pairs(csock.servers) do
+      if select(2, server:getsockname()) == port then found = server end
+    end
+    assert.truthy(found, "the server left csock.servers")
+    local line = csock.run(function()
+      local c = client(port)
+      local l = c:read("l")
+      c:close()
+      found:close()
+      return l
+    end)
+    assert.are.equal("still here", line)
+    -- closed, its accept task ended: it goes like any garbage
+    local weak = setmetatable({ found }, { __mode = "v" })
+    found = nil
+    collectgarbage(); collectgarbage()
+    assert.is_nil(weak[1])
+    nothing_left()
+  end)
+
   it("exits cleanly when the Lua state is closed under open connections", function()
     -- Handlers parked in reads, a server full (maxconnections), output not
     -- sent yet: lua_close collects the connections with their tasks.

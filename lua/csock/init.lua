@@ -133,7 +133,7 @@ function csock.listen(host, port, handler, opts)
     return nil, err, code
   end
   local server = setmetatable({ socket = sock }, Server)
-  server.core, server.task = core._serve(sock, handler, opts.maxconnections, opts.timeout)
+  server.core, server.task = core._serve(sock, handler, opts.maxconnections, opts.timeout, server)
   csock.servers[server] = true
   return server
 end
