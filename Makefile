@@ -14,7 +14,7 @@ endif
 ALL_CFLAGS := -std=gnu11 -fPIC -fvisibility=hidden $(WARN) -I$(LUA_INCDIR) $(CFLAGS)
 LIBFLAG    ?= -shared
 LDFLAGS    ?=
-LIBS       := -pthread
+LIBS       := -pthread -ldl
 
 SRCS      := $(wildcard csrc/*.c)
 HOST_SRCS := $(wildcard csrc/host/*.c)

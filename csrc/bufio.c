@@ -62,8 +62,10 @@ static int try_format(lua_State *L, csock_Socket *s, int idx, size_t *want) {
 static void borrow(csock_Socket *s) {
   csock_Loop *loop = s->loop;
   if (s->in.data != NULL || loop == NULL || loop->scratch_busy) return;
+  char *space = csock_loopscratch(loop);
+  if (space == NULL) return; /* the read makes a buffer of its own */
   loop->scratch_busy = 1; /* a __gc running meanwhile reads without it */
-  s->in.data = loop->scratch;
+  s->in.data = space;
   s->in.cap = CSOCK_BORROW_MAX;
   s->in.start = s->in.end = s->in.scanned = 0;
   s->borrowed = 1;

@@ -96,8 +96,16 @@ csock_BufPool *csock_pool(csock_Socket *s) {
 
 char *csock_recvspace(csock_Socket *s, size_t want, char **owned) {
   *owned = NULL;
-  if (s->loop && !s->loop->scratch_busy && want <= CSOCK_SCRATCH) return s->loop->scratch;
+  if (s->loop && !s->loop->scratch_busy && want <= CSOCK_SCRATCH) {
+    char *space = csock_loopscratch(s->loop);
+    if (space) return space;
+  }
   return *owned = malloc(want ? want : 1);
+}
+
+char *csock_loopscratch(csock_Loop *loop) {
+  if (loop->scratch == NULL) loop->scratch = (char *)malloc(CSOCK_SCRATCH);
+  return loop->scratch;
 }
 
 void csock_rewatch(csock_Socket *s) {
@@ -499,6 +507,8 @@ static int loop_gc(lua_State *L) {
   loop->poller = NULL;
   csock_heap_free(&loop->heap);
   csock_pool_free(&loop->pool);
+  free(loop->scratch);
+  loop->scratch = NULL;
   pthread_mutex_destroy(&loop->lock);
   pthread_cond_destroy(&loop->idle);
   return 0;
@@ -511,7 +521,7 @@ void csock_open_loop(lua_State *L) {
   const csock_PollerOps *ops = csock_poller_find(name && *name ? name : NULL);
   if (ops == NULL) luaL_error(L, "CSOCK_BACKEND: unknown poll backend '%s' (epoll, poll)", name);
   csock_Loop *loop = (csock_Loop *)lua_newuserdatauv(L, sizeof *loop, 0);
-  memset(loop, 0, offsetof(csock_Loop, scratch));
+  memset(loop, 0, sizeof *loop);
   loop->ops = ops;
   loop->main_error = loop->onerror = LUA_NOREF;
   loop->socket_mt = loop->conn_mt = loop->task_mt = loop->threads = LUA_NOREF;

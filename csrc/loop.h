@@ -114,12 +114,16 @@ struct csock_Loop {
   sigset_t saved_mask;       /* the thread's mask before the loop started */
   int holding;               /* the handled signals are blocked (the loop runs) */
   /* recv/recvfrom land here, then become Lua strings: no allocation per
-   * call, and nothing on the Lua stack that a yield could strand. Last,
-   * and never cleared: its pages are touched only once reads use them
-   * (clearing them cost require "csock" a page fault per 4 KiB). */
-  char scratch[CSOCK_SCRATCH];
+   * call, and nothing on the Lua stack that a yield could strand. Made by
+   * the first read (csock_loopscratch), not by require "csock", whose
+   * start and exit it slowed (an mmap, a munmap, a page fault per 4 KiB
+   * cleared). */
+  char *scratch;
 };
 
+/* The loop's scratch space (CSOCK_SCRATCH bytes), made on first use; NULL
+ * if memory ran out. */
+char *csock_loopscratch(csock_Loop *loop);
 /* The loop of this Lua state (created with the module). */
 csock_Loop *csock_getloop(lua_State *L);
 /* The task whose coroutine is L, if L is a task that may yield now. */

@@ -2,8 +2,20 @@
  * csock.core: the module table, the socket methods table, and the pieces
  * each file contributes to them.
  */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+
 #include "core.h"
 #include "csock.h"
+
+/* Keeps this library loaded for the life of the process: lua_close would
+ * otherwise unmap it (a slow munmap at every script's exit), and a lookup
+ * thread still finishing must never find its code gone. */
+static void stay_loaded(void) {
+  Dl_info info;
+  if (dladdr((void *)luaopen_csock_core, &info) && info.dli_fname != NULL)
+    (void)dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD | RTLD_NODELETE);
+}
 
 static int l_now(lua_State *L) {
   lua_pushnumber(L, (lua_Number)csock_sys_now() / 1e9);
@@ -16,6 +28,7 @@ CSOCK_API int luaopen_csock_core(lua_State *L) {
     csock_open_transfer, csock_open_bufio, csock_open_resp, csock_open_select,
     csock_open_serve, csock_open_relay,
   };
+  stay_loaded();
   lua_newtable(L); /* module */
   lua_newtable(L); /* socket methods */
   for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) parts[i](L);
