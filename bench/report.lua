@@ -205,7 +205,7 @@ end
 local st = data.startup and data.startup.csock
 if st then
   w("")
-  w("| start-up (200 runs each, mean per run) | median |")
+  w("| start-up (200 interleaved runs each, median per run) | median |")
   w("| --- | ---: |")
   local b, c, diff = series("startup", "csock", "base_ms"), series("startup", "csock", "csock_ms"),
     series("startup", "csock", "value")
