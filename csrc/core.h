@@ -74,10 +74,11 @@ static inline csock_Socket *csock_vettedsocket(lua_State *L, int idx) {
 }
 csock_Socket *csock_newsocket(lua_State *L, int fd, int family, int type);
 /* A csock.listen connection's socket, in loop, with its task (`extra`
- * bytes) after it. Its metatable has no __gc (a finalizer per connection
- * costs the collector dearly): the loop closes it when its task ends, or
- * with the loop (csock_conns_close). */
-csock_Socket *csock_newconnsocket(lua_State *L, csock_Loop *loop, int fd, int family, int type,
+ * bytes) after it; pushed closed (the caller stores the fd). Its
+ * metatable has no __gc (a finalizer per connection costs the collector
+ * dearly): the loop closes it when its task ends, or with the loop
+ * (csock_conns_close). */
+csock_Socket *csock_newconnsocket(lua_State *L, csock_Loop *loop, int family, int type,
                                   size_t extra);
 void csock_close(csock_Socket *s); /* idempotent, never blocks */
 int csock_checkfamily(lua_State *L, int idx);

@@ -66,7 +66,7 @@ void csock_conns_close(csock_Loop *loop) {
 /* Pushes an accepted connection's socket (holding its task, not started
  * yet), closed: the caller stores the fd once nothing can fail. */
 static csock_Socket *newconn(lua_State *L, csock_Socket *listener, csock_Server *srv) {
-  csock_Socket *c = csock_newconnsocket(L, listener->loop, -1, listener->family, listener->type,
+  csock_Socket *c = csock_newconnsocket(L, listener->loop, listener->family, listener->type,
                                         sizeof(csock_Task));
   c->lingers = listener->lingers; /* SO_LINGER is inherited */
   c->timeout = srv->timeout;

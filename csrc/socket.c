@@ -64,16 +64,15 @@ static csock_Socket *newclosed(lua_State *L, csock_Loop *loop, int family, int t
   s->readlimit = CSOCK_DEFAULT_READLIMIT;
   s->loop = loop ? loop : csock_getloop(L);
   s->watch.fd = -1;
+  /* Only a connection carries extra bytes (its task). */
   lua_rawgeti(L, LUA_REGISTRYINDEX, extra ? s->loop->conn_mt : s->loop->socket_mt);
   lua_setmetatable(L, -2);
   return s;
 }
 
-csock_Socket *csock_newconnsocket(lua_State *L, csock_Loop *loop, int fd, int family, int type,
+csock_Socket *csock_newconnsocket(lua_State *L, csock_Loop *loop, int family, int type,
                                   size_t extra) {
-  csock_Socket *s = newclosed(L, loop, family, type, extra);
-  s->fd = fd;
-  return s;
+  return newclosed(L, loop, family, type, extra);
 }
 
 csock_Socket *csock_newsocket(lua_State *L, int fd, int family, int type) {
