@@ -90,7 +90,7 @@ struct csock_Loop {
   /* Registry refs of what hot paths fetch: an integer key is an array
    * read, a light userdata key a hash lookup. */
   int socket_mt, conn_mt, task_mt; /* metatables: sockets, csock.listen's connections, tasks */
-  int threads;               /* the table of coroutines kept for reuse */
+  int threads;               /* the table of every coroutine csock made, running or spare */
   void (*errhook)(lua_State *L, const char *msg, void *ud); /* csock_onerror's */
   void *errhook_ud;
   csock_Socket *dirty;       /* sockets with coalesced output to send */

@@ -89,15 +89,11 @@ void csock_starttask(lua_State *L, csock_Task *t, int nargs) {
     dropthread(L, t->loop, co, t->slot);
     luaL_error(L, "too many arguments for a task");
   }
-  if (t->is_conn) {
-    /* The object sits below the function on the coroutine's own stack:
-     * the coroutine (in the threads table) keeps it while the task runs. */
-    lua_pushvalue(L, base);
-    lua_xmove(L, co, 1);
-  } else {
-    lua_pushvalue(L, base);
+  lua_pushvalue(L, base);
+  if (t->is_conn) /* below the function on the coroutine's own stack, which */
+    lua_xmove(L, co, 1); /* the threads table keeps while the task runs */
+  else
     t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  }
   lua_xmove(L, co, nargs + 1);
   t->co = co;
   t->nargs = nargs;
