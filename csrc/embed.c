@@ -89,7 +89,7 @@ CSOCK_API int csock_step(lua_State *L, int timeout_ms) {
 
 CSOCK_API int csock_pollfd(lua_State *L) {
   csock_Loop *loop = csock_getloop(L);
-  return loop ? loop->ops->fd(loop->poller) : -1;
+  return loop && csock_loop_poller(loop) ? loop->ops->fd(loop->poller) : -1;
 }
 
 CSOCK_API int csock_nexttimeout(lua_State *L) {

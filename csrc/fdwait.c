@@ -16,7 +16,7 @@
 static void release(csock_FdWatch *fw) {
   csock_Loop *loop = fw->loop;
   if (fw->watch.fd < 0) return;
-  if (loop && loop->poller && fw->watch.watched) loop->ops->forget(loop->poller, &fw->watch);
+  if (loop && !loop->closed && fw->watch.watched) loop->ops->forget(loop->poller, &fw->watch);
   if (fw->owned) close(fw->watch.fd);
   fw->watch.fd = -1;
 }
@@ -37,7 +37,7 @@ int csock_waitfd(lua_State *L, csock_Task *t, int fd, int want, int owned, int64
   fw->want = want;
   fw->owned = owned;
   luaL_setmetatable(L, CSOCK_FDWATCH_MT);
-  int r = loop->ops->watch(loop->poller, &fw->watch, want);
+  int r = csock_loop_watch(loop, &fw->watch, want);
   if (r == -EEXIST && !owned) {
     /* the loop watches this fd already (a csock socket's): watch a
      * duplicate, which epoll counts as another entry */
@@ -45,7 +45,7 @@ int csock_waitfd(lua_State *L, csock_Task *t, int fd, int want, int owned, int64
     if (dup_fd < 0) return csock_oserror(L, errno);
     fw->watch.fd = dup_fd;
     fw->owned = 1;
-    r = loop->ops->watch(loop->poller, &fw->watch, want);
+    r = csock_loop_watch(loop, &fw->watch, want);
   }
   if (r < 0) {
     release(fw);

@@ -91,7 +91,7 @@ int csock_suspend(lua_State *L, csock_Task *t, int64_t deadline, lua_KContext ct
 /* Sockets ---------------------------------------------------------------- */
 
 csock_BufPool *csock_pool(csock_Socket *s) {
-  return s->loop && s->loop->poller ? &s->loop->pool : NULL;
+  return s->loop && !s->loop->closed ? &s->loop->pool : NULL;
 }
 
 char *csock_recvspace(csock_Socket *s, size_t want, char **owned) {
@@ -110,12 +110,12 @@ char *csock_loopscratch(csock_Loop *loop) {
 
 void csock_rewatch(csock_Socket *s) {
   csock_Loop *loop = s->loop;
-  if (loop == NULL || loop->poller == NULL || s->fd < 0) return;
+  if (loop == NULL || loop->closed || s->fd < 0) return;
   int want = (s->waiters[CSOCK_DIR_READ] ? CSOCK_WANT_READ : 0) |
              (s->waiters[CSOCK_DIR_WRITE] || s->flushing ? CSOCK_WANT_WRITE : 0);
   if (want == s->watch.watched) return; /* epoll's "both" covers any want: it returns at once */
   s->watch.fd = s->fd;
-  int r = loop->ops->watch(loop->poller, &s->watch, want);
+  int r = csock_loop_watch(loop, &s->watch, want);
   if (r < 0) { /* cannot watch: let the waiters retry and fail on their own */
     csock_wakeall(&s->waiters[CSOCK_DIR_READ], CSOCK_WOKE_READY);
     csock_wakeall(&s->waiters[CSOCK_DIR_WRITE], CSOCK_WOKE_READY);
@@ -224,7 +224,7 @@ static int adopt(csock_Loop *loop, csock_Socket *s) {
   o->watch.kind = CSOCK_WATCH_ORPHAN;
   o->deadline.index = -1;
   o->deadline.kind = CSOCK_HEAP_ORPHAN;
-  if (loop->ops->watch(loop->poller, &o->watch, CSOCK_WANT_WRITE) < 0 ||
+  if (csock_loop_watch(loop, &o->watch, CSOCK_WANT_WRITE) < 0 ||
       csock_heap_set(&loop->heap, &o->deadline, csock_sys_now() + (int64_t)ORPHAN_SECONDS * 1000000000) < 0) {
     if (o->watch.watched) loop->ops->forget(loop->poller, &o->watch);
     free(o);
@@ -248,7 +248,7 @@ int csock_detach(csock_Socket *s) {
   unmark_dirty(s);
   if (csock_buf_len(&s->out) > 0) { /* as far as it goes, never waiting */
     int r = csock_flushnow(s);
-    if (r < 0 && csock_sys_again(r) && loop && loop->poller) adopted = adopt(loop, s);
+    if (r < 0 && csock_sys_again(r) && loop && !loop->closed) adopted = adopt(loop, s);
   }
   csock_buf_release(&s->out, csock_pool(s));
   if (s->borrowed) { /* a read that raised (out of memory) left the scratch lent */
@@ -261,7 +261,7 @@ int csock_detach(csock_Socket *s) {
   s->flushing = 0;
   csock_wakeall(&s->waiters[CSOCK_DIR_READ], CSOCK_WOKE_CLOSED);
   csock_wakeall(&s->waiters[CSOCK_DIR_WRITE], CSOCK_WOKE_CLOSED);
-  if (loop && loop->poller && s->watch.watched) loop->ops->forget(loop->poller, &s->watch);
+  if (loop && !loop->closed && s->watch.watched) loop->ops->forget(loop->poller, &s->watch);
   return adopted;
 }
 
@@ -481,6 +481,7 @@ int csock_loop_step(lua_State *L, csock_Loop *loop, int64_t timeout_ns) {
   int64_t needed = csock_loop_timeout(loop);
   if (needed >= 0 && (timeout_ns < 0 || needed < timeout_ns)) timeout_ns = needed;
   int ms = timeout_ns < 0 ? -1 : (int)((timeout_ns + 999999) / 1000000 > 0x7fffffff ? 0x7fffffff : (timeout_ns + 999999) / 1000000);
+  if (csock_loop_poller(loop) == NULL) return -errno;
   int n = loop->ops->wait(loop->poller, loop->events, CSOCK_LOOP_EVENTS, ms);
   if (n < 0) return n;
   dispatch(L, loop, n);
@@ -492,19 +493,67 @@ int csock_loop_step(lua_State *L, csock_Loop *loop, int64_t timeout_ns) {
 
 /* The loop object ----------------------------------------------------------- */
 
+/* The poller and the resolver's eventfd are made when first needed, not by
+ * require "csock": a script that only makes blocking calls never needs
+ * either, and making and closing them was a tenth of its start-up. */
+csock_Poller *csock_loop_poller(csock_Loop *loop) {
+  if (loop->poller) return loop->poller;
+  if (loop->closed) {
+    errno = EBADF;
+    return NULL;
+  }
+  int err = 0;
+  csock_Poller *p = loop->ops->create(&err);
+  if (p == NULL) {
+    errno = err;
+    return NULL;
+  }
+  if (loop->wakeup.fd >= 0) {
+    int r = loop->ops->watch(p, &loop->wakeup, CSOCK_WANT_READ);
+    if (r < 0) {
+      loop->ops->destroy(p);
+      errno = -r;
+      return NULL;
+    }
+  }
+  return loop->poller = p;
+}
+
+int csock_loop_watch(csock_Loop *loop, csock_Watch *w, int want) {
+  if (csock_loop_poller(loop) == NULL) return -errno;
+  return loop->ops->watch(loop->poller, w, want);
+}
+
+int csock_loop_wakeup(csock_Loop *loop) {
+  if (loop->wakeup.fd >= 0) return 0;
+  int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (fd < 0) return -errno;
+  loop->wakeup.fd = fd;
+  if (loop->poller) { /* else csock_loop_poller watches it */
+    int r = loop->ops->watch(loop->poller, &loop->wakeup, CSOCK_WANT_READ);
+    if (r < 0) {
+      close(fd);
+      loop->wakeup.fd = -1;
+      return r;
+    }
+  }
+  return 0;
+}
+
 static int loop_gc(lua_State *L) {
   csock_Loop *loop = (csock_Loop *)lua_touserdata(L, 1);
-  if (loop->poller == NULL) return 0;
+  if (loop->closed) return 0;
   csock_resolve_drain(loop);
   csock_signal_close(loop);
   csock_conns_close(loop); /* first: their output may become orphans */
   while (loop->orphans) orphan_end(loop, loop->orphans);
   if (loop->wakeup.fd >= 0) {
-    loop->ops->forget(loop->poller, &loop->wakeup);
+    if (loop->wakeup.watched) loop->ops->forget(loop->poller, &loop->wakeup);
     close(loop->wakeup.fd);
   }
-  loop->ops->destroy(loop->poller);
+  if (loop->poller) loop->ops->destroy(loop->poller);
   loop->poller = NULL;
+  loop->closed = 1;
   csock_heap_free(&loop->heap);
   csock_pool_free(&loop->pool);
   free(loop->scratch);
@@ -521,17 +570,15 @@ void csock_open_loop(lua_State *L) {
   const csock_PollerOps *ops = csock_poller_find(name && *name ? name : NULL);
   if (ops == NULL) luaL_error(L, "CSOCK_BACKEND: unknown poll backend '%s' (epoll, poll)", name);
   csock_Loop *loop = (csock_Loop *)lua_newuserdatauv(L, sizeof *loop, 0);
-  memset(loop, 0, sizeof *loop);
+  memset(loop, 0, offsetof(csock_Loop, spare));
   loop->ops = ops;
   loop->main_error = loop->onerror = LUA_NOREF;
   loop->socket_mt = loop->conn_mt = loop->task_mt = loop->threads = LUA_NOREF;
   loop->wakeup.fd = -1;
+  loop->wakeup.kind = CSOCK_WATCH_WAKEUP;
   loop->signals.fd = -1;
   loop->signals.kind = CSOCK_WATCH_SIGNAL;
   sigemptyset(&loop->handled);
-  int err = 0;
-  loop->poller = ops->create(&err);
-  if (loop->poller == NULL) luaL_error(L, "cannot create the %s poller: %s", ops->name, strerror(err));
   pthread_mutex_init(&loop->lock, NULL);
   pthread_cond_init(&loop->idle, NULL);
   lua_createtable(L, 0, 1);
@@ -539,9 +586,4 @@ void csock_open_loop(lua_State *L) {
   lua_setfield(L, -2, "__gc");
   lua_setmetatable(L, -2);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &loop_key);
-  loop->wakeup.kind = CSOCK_WATCH_WAKEUP;
-  loop->wakeup.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (loop->wakeup.fd < 0) luaL_error(L, "cannot create an eventfd: %s", strerror(errno));
-  if (ops->watch(loop->poller, &loop->wakeup, CSOCK_WANT_READ) < 0)
-    luaL_error(L, "cannot watch the eventfd: %s", strerror(errno));
 }

@@ -78,7 +78,8 @@ typedef struct csock_SpareThread {
 
 struct csock_Loop {
   const csock_PollerOps *ops;
-  csock_Poller *poller;
+  csock_Poller *poller;      /* NULL until first needed (csock_loop_poller) */
+  int closed;                /* the Lua state is closing: the loop is gone */
   csock_Heap heap;
   csock_Task *ready_head, *ready_tail;
   csock_Task *current;       /* the task running now, if any */
@@ -94,11 +95,9 @@ struct csock_Loop {
   void (*errhook)(lua_State *L, const char *msg, void *ud); /* csock_onerror's */
   void *errhook_ud;
   csock_Socket *dirty;       /* sockets with coalesced output to send */
-  csock_Ready events[CSOCK_LOOP_EVENTS];
   int scratch_busy;          /* a socket's reader has borrowed it (see bufio.c) */
   csock_BufPool pool;        /* spare buffer blocks for sockets' in and out */
-  csock_SpareThread spare[CSOCK_KEEP_THREADS]; /* finished tasks' coroutines, for reuse */
-  int nspare;
+  int nspare;                /* coroutines in spare */
   csock_Orphan *orphans;     /* closed sockets whose output the loop still sends */
   csock_Task *conns;         /* csock.listen's connection tasks running (serve.c) */
   /* name resolution on helper threads */
@@ -119,11 +118,23 @@ struct csock_Loop {
    * start and exit it slowed (an mmap, a munmap, a page fault per 4 KiB
    * cleared). */
   char *scratch;
+  /* Last, and not cleared when the loop is made: what is never used is
+   * never touched, so a script that only requires csock pays no page
+   * faults for them. */
+  csock_SpareThread spare[CSOCK_KEEP_THREADS]; /* finished tasks' coroutines, for reuse */
+  csock_Ready events[CSOCK_LOOP_EVENTS];       /* filled by the backend's wait */
 };
 
 /* The loop's scratch space (CSOCK_SCRATCH bytes), made on first use; NULL
  * if memory ran out. */
 char *csock_loopscratch(csock_Loop *loop);
+/* The loop's poller, made on first use; NULL (errno set) if it can't be
+ * made or the loop is closed. */
+csock_Poller *csock_loop_poller(csock_Loop *loop);
+/* Watches w for `want` (making the poller if need be): 0 or -errno. */
+int csock_loop_watch(csock_Loop *loop, csock_Watch *w, int want);
+/* Makes the eventfd resolver threads poke, if not made yet: 0 or -errno. */
+int csock_loop_wakeup(csock_Loop *loop);
 /* The loop of this Lua state (created with the module). */
 csock_Loop *csock_getloop(lua_State *L);
 /* The task whose coroutine is L, if L is a task that may yield now. */

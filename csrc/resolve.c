@@ -36,6 +36,7 @@ static void *worker(void *arg) {
 }
 
 csock_Resolve *csock_resolve_start(csock_Loop *loop, const char *host, int port, int family, int socktype) {
+  if (csock_loop_wakeup(loop) < 0) return NULL; /* the threads' only way to say "done" */
   size_t len = strlen(host);
   csock_Resolve *r = calloc(1, sizeof *r + len + 1);
   if (r == NULL) return NULL;

@@ -38,7 +38,7 @@ static int update_fd(csock_Loop *loop) {
   if (fd < 0) return -errno;
   if (loop->signals.fd < 0) {
     loop->signals.fd = fd;
-    int r = loop->ops->watch(loop->poller, &loop->signals, CSOCK_WANT_READ);
+    int r = csock_loop_watch(loop, &loop->signals, CSOCK_WANT_READ);
     if (r < 0) return r;
   }
   return 0;
@@ -107,7 +107,7 @@ void csock_signal_close(csock_Loop *loop) {
   csock_signals_release(loop);
   sigemptyset(&loop->handled);
   if (loop->signals.fd < 0) return;
-  loop->ops->forget(loop->poller, &loop->signals);
+  if (loop->signals.watched) loop->ops->forget(loop->poller, &loop->signals);
   close(loop->signals.fd);
   loop->signals.fd = -1;
 }

@@ -270,6 +270,7 @@ static int l_onerror(lua_State *L) {
 
 static int l_pollfd(lua_State *L) {
   csock_Loop *loop = csock_getloop(L);
+  if (csock_loop_poller(loop) == NULL) return csock_oserror(L, errno);
   int fd = loop->ops->fd(loop->poller);
   if (fd < 0) return csock_fail(L, "this poll backend has no pollable fd");
   lua_pushinteger(L, fd);

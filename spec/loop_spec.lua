@@ -1111,6 +1111,41 @@ describe("the poll backend", function()
     end
   end)
 
+  it("is made when first needed: require opens no fd, a task's wait or csock.pollfd() makes it", function()
+    -- A script that only makes blocking calls never needs the poller; making it (and the
+    -- resolver's eventfd) at require was a tenth of the module's start-up.
+    local out, code = H.child([[
+      local csock = require "csock"
+      local pid = io.open("/proc/self/stat"):read("n")
+      local function kinds()
+        local p = io.popen("ls -l /proc/" .. pid .. "/fd")
+        local s = p:read("a")
+        p:close()
+        local _, polls = s:gsub("anon_inode:%[eventpoll%]", "")
+        local _, events = s:gsub("anon_inode:%[eventfd%]", "")
+        return polls .. "," .. events
+      end
+      print("require", kinds())
+      local u = csock.socket("inet", "dgram") -- a call that waits, outside any task
+      assert(u:bind("127.0.0.1", 0))
+      u:settimeout(0.01)
+      assert(select(2, u:recvfrom()) == "timeout")
+      u:close()
+      print("blocking", kinds())
+      csock.spawn(function() csock.sleep(0.001) end)
+      csock.run()
+      print("task", kinds())
+      csock.spawn(function() assert(csock.getaddrinfo("localhost", 80)) end)
+      csock.run()
+      print("lookup", kinds())
+      print("pollfd", type(csock.pollfd()))
+    ]])
+    assert.are.equal(0, code, out)
+    local epoll = csock.backend() == "epoll" and 1 or 0
+    assert.are.equal(("require\t0,0\nblocking\t0,0\ntask\t%d,0\nlookup\t%d,1\npollfd\t%s\n")
+      :format(epoll, epoll, epoll == 1 and "number" or "nil"), out)
+  end)
+
   it("an unknown CSOCK_BACKEND makes require fail", function()
     local p = assert(io.popen("CSOCK_BACKEND=kqueue-nope " ..
       H.lua_cmd("-e 'print(pcall(require, \"csock\"))' 2>&1")))
