@@ -123,8 +123,10 @@ static int l_getsockopt(lua_State *L) {
   return 1;
 }
 
+/* Names in place, not pointers: a table of pointers is relocated, and so
+ * copied into memory of its own, by every process that loads csock. */
 #define C(name) {#name, name}
-static const struct { const char *name; int value; } constants[] = {
+static const struct { char name[24]; int value; } constants[] = {
   C(AF_INET), C(AF_INET6), C(AF_UNIX), C(SOCK_STREAM), C(SOCK_DGRAM),
   C(SOL_SOCKET), C(SO_REUSEADDR), C(SO_KEEPALIVE), C(SO_BROADCAST),
   C(SO_RCVBUF), C(SO_SNDBUF), C(SO_RCVLOWAT), C(SO_SNDLOWAT), C(SO_ERROR),

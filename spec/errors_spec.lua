@@ -48,6 +48,24 @@ describe("csock.errno", function()
     end
     assert.is_true(names >= 20, "only " .. names .. " names")
   end)
+
+  it("lists every name and every number once, and answers keys it has no entry for with nil", function()
+    -- The table is filled from C on first use: pairs must still see every entry, once.
+    local seen, n = {}, 0
+    for k in pairs(E) do
+      assert.is_nil(seen[k], tostring(k))
+      seen[k], n = true, n + 1
+    end
+    local again = 0
+    for _ in pairs(E) do again = again + 1 end
+    assert.are.equal(n, again)
+    assert.are.equal("ECONNREFUSED", E[111.0])
+    assert.is_nil(E.ENOSUCHERROR)
+    assert.is_nil(E[111.5])
+    assert.is_nil(E[-1])
+    assert.is_nil(E[true])
+    assert.is_nil(E.econnrefused)
+  end)
 end)
 
 describe("connect failures", function()
