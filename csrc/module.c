@@ -29,8 +29,10 @@ CSOCK_API int luaopen_csock_core(lua_State *L) {
     csock_open_serve, csock_open_relay,
   };
   stay_loaded();
-  lua_newtable(L); /* module */
-  lua_newtable(L); /* socket methods */
+  /* Sized for what goes in (and init.lua's few additions): tables grown
+   * one field at a time rehash at every power of two. */
+  lua_createtable(L, 0, 72); /* module */
+  lua_createtable(L, 0, 32); /* socket methods */
   for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) parts[i](L);
   lua_setfield(L, -2, "methods"); /* so Lua code can add methods */
   lua_pushcfunction(L, l_now);

@@ -1,87 +1,65 @@
 -- csock: require "csock" loads the C core (csock.core) and adds the
 -- conveniences written in Lua: connect (every address, one deadline) and
--- listen (a task per connection).
+-- listen (a task per connection). Kept short: every script that requires
+-- csock parses this file.
 local core = require "csock.core"
+local now, socket, getaddrinfo = core.now, core.socket, core.getaddrinfo
 
-local csock = {}
-for k, v in pairs(core) do csock[k] = v end
-csock.gettime = core.now
+-- The core's own table, not a copy: copying it cost more than the rest of
+-- this file's run. (A host that loads only csock.core gets neither listen
+-- nor connect; one that loads csock gets them in both.)
+local csock = core
+csock.gettime = now
 -- Set in the processes `csock --workers N` starts: 1..N.
 csock.worker = math.tointeger(tonumber(os.getenv("CSOCK_WORKER") or ""))
 -- Every server csock.listen made and not yet collected (the host closes
 -- them on SIGINT/SIGTERM).
 csock.servers = setmetatable({}, { __mode = "k" })
 
-local function unix_connect(path, opts)
-  local s, err, code = core.socket("unix")
-  if not s then return nil, err, code end
-  if opts.timeout then s:settimeout(opts.timeout) end
-  local ok
-  ok, err, code = s:connect(path)
-  if not ok then s:close() return nil, err, code end
-  return s
+-- Raises a bad-argument error blaming the caller of the public function
+-- that called check.
+local function check(ok, n, msg, fname)
+  if not ok then error(("bad argument #%d to '%s' (%s)"):format(n, fname or "listen", msg), 3) end
+end
+
+local function nonnegative(v)
+  return v == nil or type(v) == "number" and v >= 0
+end
+
+local function integer(v, min, max)
+  return v == nil or math.type(v) == "integer" and v >= min and v <= max
 end
 
 -- Python's socket.create_connection: every resolved address in turn, one
 -- deadline for all of them. csock.connect(path) connects a unix socket.
 function csock.connect(host, port, opts)
   if type(port) == "table" then port, opts = nil, port end
-  if opts ~= nil and type(opts) ~= "table" then
-    error("bad argument #3 to 'connect' (table expected for options, got " .. type(opts) .. ")", 2)
+  check(opts == nil or type(opts) == "table", 3, "table expected for options, got " .. type(opts), "connect")
+  check(type(host) == "string", 1, "string expected, got " .. type(host), "connect")
+  local timeout = opts and opts.timeout
+  check(nonnegative(timeout), 3, "timeout must be a non-negative number", "connect")
+  local deadline, addrs, err, code = timeout and now() + timeout
+  if port == nil then
+    addrs = { { family = "unix", host = host } }
+  else
+    addrs, err, code = getaddrinfo(host, port, nil, "stream", timeout)
+    if not addrs then return nil, err, code end
   end
-  opts = opts or {}
-  if type(host) ~= "string" then
-    error("bad argument #1 to 'connect' (string expected, got " .. type(host) .. ")", 2)
-  end
-  if opts.timeout ~= nil and not (type(opts.timeout) == "number" and opts.timeout >= 0) then
-    error("bad argument #3 to 'connect' (timeout must be a non-negative number)", 2)
-  end
-  if port == nil then return unix_connect(host, opts) end
-  local deadline = opts.timeout and core.now() + opts.timeout
-  local addrs, err, code = core.getaddrinfo(host, port, nil, "stream", opts.timeout)
-  if not addrs then return nil, err, code end
   for _, a in ipairs(addrs) do
-    local s
-    s, err, code = core.socket(a.family)
+    local s, ok
+    s, err, code = socket(a.family)
     if s then
       if deadline then
-        local left = deadline - core.now()
-        if left <= 0 then s:close() return nil, "timeout", core.errno.ETIMEDOUT end
+        local left = deadline - now()
+        if left <= 0 then s:close() return nil, "timeout", csock.errno.ETIMEDOUT end
         s:settimeout(left)
       end
-      local ok
       ok, err, code = s:connect(a.host, a.port)
-      if ok then
-        if opts.timeout then s:settimeout(opts.timeout) end
-        return s
-      end
+      if ok then s:settimeout(timeout) return s end
       s:close()
     end
   end
   return nil, err, code
-end
-
--- Raises a bad-argument error blaming the caller of the public function
--- `depth` calls up (1: the function that called check).
-local function check(cond, n, fname, msg, depth)
-  if not cond then error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), 2 + (depth or 1)) end
-end
-
-local function checkopts(opts)
-  check(opts == nil or type(opts) == "table", 4, "listen", "table expected for options", 2)
-  opts = opts or {}
-  local function count(name, min, max)
-    local v = opts[name]
-    check(v == nil or math.type(v) == "integer" and v >= min and v <= max, 4, "listen",
-      ("option '%s' must be an integer from %d to %d"):format(name, min, max), 3)
-  end
-  count("backlog", 0, 65535)
-  count("maxconnections", 1, math.maxinteger)
-  check(opts.reuseport == nil or type(opts.reuseport) == "boolean", 4, "listen",
-    "option 'reuseport' must be a boolean", 2)
-  check(opts.timeout == nil or type(opts.timeout) == "number" and opts.timeout >= 0, 4, "listen",
-    "option 'timeout' must be a non-negative number", 2)
-  return opts
 end
 
 -- A listening server: its accept loop (in C, core._serve) is a task of its
@@ -104,17 +82,24 @@ function Server:getsockname()
 end
 
 function csock.listen(host, port, handler, opts)
-  check(type(host) == "string", 1, "listen", "string expected for host")
-  check(math.type(port) == "integer" and port >= 0 and port <= 65535, 2, "listen", "port out of range")
-  check(type(handler) == "function", 3, "listen", "function expected for handler")
-  opts = checkopts(opts)
+  check(type(host) == "string", 1, "string expected for host")
+  check(math.type(port) == "integer" and port >= 0 and port <= 65535, 2, "port out of range")
+  check(type(handler) == "function", 3, "function expected for handler")
+  check(opts == nil or type(opts) == "table", 4, "table expected for options")
+  opts = opts or {}
+  local reuseport = opts.reuseport
+  check(integer(opts.backlog, 0, 65535), 4, "option 'backlog' must be an integer from 0 to 65535")
+  check(integer(opts.maxconnections, 1, math.maxinteger), 4,
+    "option 'maxconnections' must be an integer from 1 to " .. math.maxinteger)
+  check(reuseport == nil or type(reuseport) == "boolean", 4, "option 'reuseport' must be a boolean")
+  check(nonnegative(opts.timeout), 4, "option 'timeout' must be a non-negative number")
   local family = host:find(":", 1, true) and "inet6" or "inet"
-  if host ~= "*" and not host:match("^[%d.]+$") and family == "inet" then
-    local addrs, err, code = core.getaddrinfo(host, port, nil, "stream")
+  if family == "inet" and host ~= "*" and not host:match("^[%d.]+$") then
+    local addrs, err, code = getaddrinfo(host, port, nil, "stream")
     if not addrs then return nil, err, code end
     host, family = addrs[1].host, addrs[1].family
   end
-  local sock, err, code = core.socket(family)
+  local sock, err, code = socket(family)
   if not sock then return nil, err, code end
   local ok = true
   local function step(...)
@@ -122,7 +107,6 @@ function csock.listen(host, port, handler, opts)
   end
   step(sock:setoption("reuseaddr", true))
   -- Workers of one host share their listeners' ports unless told otherwise.
-  local reuseport = opts.reuseport
   if reuseport == nil then reuseport = csock.worker ~= nil end
   if reuseport then step(sock:setoption("reuseport", true)) end
   step(sock:bind(host, port))
