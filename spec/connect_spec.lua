@@ -104,6 +104,19 @@ describe("csock.connect", function()
     os.remove(path)
   end)
 
+  it("connects to a unix path with a timeout, 0 included (a unix connect needs no wait)", function()
+    local path = H.tmpname()
+    local l = csock.socket("unix")
+    assert(l:bind(path)); assert(l:listen())
+    for _, timeout in ipairs({ 0, 2 }) do
+      local c = assert(csock.connect(path, { timeout = timeout }))
+      assert.are.equal(path, c:getpeername())
+      c:close()
+    end
+    l:close()
+    os.remove(path)
+  end)
+
   it("returns nil, 'no such file or directory', ENOENT for a missing unix path", function()
     assert.are.same({ n = 3, nil, "no such file or directory", csock.errno.ENOENT },
       table.pack(csock.connect(H.tmpname())))

@@ -38,7 +38,8 @@ function csock.connect(host, port, opts)
   check(type(host) == "string", 1, "string expected, got " .. type(host), "connect")
   local timeout = opts and opts.timeout
   check(nonnegative(timeout), 3, "timeout must be a non-negative number", "connect")
-  local deadline, addrs, err, code = timeout and now() + timeout
+  -- A unix path is one attempt with the whole timeout (0: only if it connects at once).
+  local deadline, addrs, err, code = port and timeout and now() + timeout
   if port == nil then
     addrs = { { family = "unix", host = host } }
   else
@@ -49,11 +50,9 @@ function csock.connect(host, port, opts)
     local s, ok
     s, err, code = socket(a.family)
     if s then
-      if deadline then
-        local left = deadline - now()
-        if left <= 0 then s:close() return nil, "timeout", csock.errno.ETIMEDOUT end
-        s:settimeout(left)
-      end
+      local left = deadline and deadline - now()
+      if left and left <= 0 then s:close() return nil, "timeout", csock.errno.ETIMEDOUT end
+      s:settimeout(left or timeout)
       ok, err, code = s:connect(a.host, a.port)
       if ok then s:settimeout(timeout) return s end
       s:close()
