@@ -459,6 +459,10 @@ void csock_loop_enter(csock_Loop *loop) {
   loop->running = 1;
   loop->stop = 0;
   csock_signals_hold(loop);
+  /* The poller's fd before any task runs: a server that accepts up to its
+   * fd limit must not be left unable to make it. Failing here is left to
+   * the first wait, which reports it. */
+  (void)csock_loop_poller(loop);
 }
 
 void csock_loop_leave(csock_Loop *loop) {
@@ -493,9 +497,10 @@ int csock_loop_step(lua_State *L, csock_Loop *loop, int64_t timeout_ns) {
 
 /* The loop object ----------------------------------------------------------- */
 
-/* The poller and the resolver's eventfd are made when first needed, not by
- * require "csock": a script that only makes blocking calls never needs
- * either, and making and closing them was a tenth of its start-up. */
+/* The poller and the resolver's eventfd are made when first needed (the
+ * poller when the loop starts: csock_loop_enter), not by require "csock":
+ * a script that only makes blocking calls never needs either, and making
+ * and closing them was a tenth of its start-up. */
 csock_Poller *csock_loop_poller(csock_Loop *loop) {
   if (loop->poller) return loop->poller;
   if (loop->closed) {
