@@ -7,7 +7,7 @@ local now, socket, getaddrinfo = core.now, core.socket, core.getaddrinfo
 
 -- The core's own table, not a copy: copying it cost more than the rest of
 -- this file's run. (A host that loads only csock.core gets neither listen
--- nor connect; one that loads csock gets them in both.)
+-- nor connect; one that loads csock finds them in csock.core as well.)
 local csock = core
 csock.gettime = now
 -- Set in the processes `csock --workers N` starts: 1..N.
