@@ -69,6 +69,13 @@ static int errno_count(void) {
   return (int)(sizeof errno_names / sizeof errno_names[0]);
 }
 
+/* The first entry with number v, or -1. */
+static int errno_first(lua_Integer v) {
+  for (int i = 0; i < errno_count(); i++)
+    if (errno_names[i].value == v) return i;
+  return -1;
+}
+
 /* The entry for key (a name, or a number: the first name with it), or -1. */
 static int errno_find(lua_State *L, int key) {
   int n = errno_count();
@@ -79,8 +86,7 @@ static int errno_find(lua_State *L, int key) {
   } else if (lua_type(L, key) == LUA_TNUMBER) { /* 111.0 as well, as a table would */
     int isint;
     lua_Integer v = lua_tointegerx(L, key, &isint);
-    for (int i = 0; isint && i < n; i++)
-      if (errno_names[i].value == v) return i;
+    if (isint) return errno_first(v);
   }
   return -1;
 }
@@ -110,12 +116,7 @@ static int errno_next(lua_State *L) {
   int i = (int)lua_tointeger(L, lua_upvalueindex(1));
   for (; i < 2 * n; i++) {
     int e = i % n;
-    if (i >= n) { /* a number: skip it if an earlier name had it */
-      int first = e;
-      for (int j = 0; j < e; j++)
-        if (errno_names[j].value == errno_names[e].value) { first = j; break; }
-      if (first != e) continue;
-    }
+    if (i >= n && errno_first(errno_names[e].value) != e) continue; /* a number an earlier name had */
     lua_pushinteger(L, i + 1);
     lua_replace(L, lua_upvalueindex(1));
     errno_push(L, e, i >= n); /* the key */
