@@ -972,6 +972,15 @@ print(csock.worker, s.socket:getoption("reuseport")); s:close()']])
     assert.is_true(elapsed < 2, "elapsed " .. elapsed) -- closing the only listener ends the loop
   end)
 
+  it("csock.worker is CSOCK_WORKER as an integer, nil if unset or not an integer", function()
+    for value, want in pairs({ ["3"] = "3", ["17"] = "17", [""] = "nil", ["x"] = "nil", ["1.5"] = "nil" }) do
+      local out, err, code = run([[-e 'print(csock.worker)']], { env = "CSOCK_WORKER=" .. q(value) })
+      assert.are.same({ want .. "\n", "", 0 }, { out, err, code }, "CSOCK_WORKER=" .. value)
+    end
+    local out = run([[-e 'print(csock.worker)']], { env = "env -u CSOCK_WORKER" })
+    assert.are.equal("nil\n", out)
+  end)
+
   it("a worker whose script fails at once is restarted after a pause, again and again", function()
     local path = script([[
 local f <close> = assert(io.open("/proc/self/stat"))

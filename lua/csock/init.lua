@@ -10,8 +10,10 @@ local now, socket, getaddrinfo = core.now, core.socket, core.getaddrinfo
 -- nor connect; one that loads csock finds them in csock.core as well.)
 local csock = core
 csock.gettime = now
--- Set in the processes `csock --workers N` starts: 1..N.
-csock.worker = math.tointeger(tonumber(os.getenv("CSOCK_WORKER") or ""))
+-- Set in the processes `csock --workers N` starts: 1..N. (tonumber("")
+-- when unset cost two pages of libc's strtod code at every require.)
+local worker = os.getenv("CSOCK_WORKER")
+csock.worker = worker and math.tointeger(tonumber(worker))
 -- Every server csock.listen made and not yet collected (the host closes
 -- them on SIGINT/SIGTERM).
 csock.servers = setmetatable({}, { __mode = "k" })
