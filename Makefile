@@ -64,6 +64,7 @@ csock/core.so: $(OBJS)
 	$(CC) $(LIBFLAG) $(LDFLAGS) -o $@ $(OBJS) $(LIBS)
 
 build/libcsock.a: $(OBJS)
+	rm -f $@ # made anew: a renamed source must not leave its old object inside
 	ar rcs $@ $(OBJS)
 
 bin/csock: $(HOST_OBJS) build/libcsock.a
@@ -111,9 +112,9 @@ FUZZERS      := reader addr options resp
 build/fuzz/fuzz_reader: spec/fuzz/fuzz_reader.c csrc/buffer.c csrc/buffer.h
 	@mkdir -p build/fuzz
 	clang $(FUZZ_FLAGS) -o $@ spec/fuzz/fuzz_reader.c csrc/buffer.c
-build/fuzz/fuzz_addr: spec/fuzz/fuzz_addr.c csrc/addr.c csrc/addr.h
+build/fuzz/fuzz_addr: spec/fuzz/fuzz_addr.c csrc/sockaddr.c csrc/sockaddr.h
 	@mkdir -p build/fuzz
-	clang $(FUZZ_FLAGS) -o $@ spec/fuzz/fuzz_addr.c csrc/addr.c
+	clang $(FUZZ_FLAGS) -o $@ spec/fuzz/fuzz_addr.c csrc/sockaddr.c
 build/fuzz/fuzz_options: spec/fuzz/fuzz_options.c $(SRCS) build/embedded.c $(HDRS)
 	@mkdir -p build/fuzz
 	clang $(FUZZ_FLAGS) -o $@ spec/fuzz/fuzz_options.c $(SRCS) build/embedded.c $(LUA_LIB) -lm -ldl $(LIBS)

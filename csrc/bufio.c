@@ -1,15 +1,16 @@
 /*
  * io-style buffered reading and writing: read, lines, readuntil, write,
- * flush.
- * Reads go through the socket's receive buffer (buffer.h), so a timeout
- * or an over-long line loses no byte; writes hand every byte to the kernel.
+ * flush. Reads go through the socket's receive buffer (buffer.h), so a
+ * timeout or an over-long line loses no byte. Writes in a task are
+ * coalesced (output.h) when small, sent at once when large; elsewhere they
+ * return once the transport has taken every byte.
  */
 #define _GNU_SOURCE /* memmem */
 #include <errno.h>
 #include <string.h>
 #include <sys/uio.h>
 
-#include "loop.h"
+#include "core.h"
 
 #define WRITE_IOV 64     /* pieces per sendmsg */
 #define WRITE_DIRECT_MIN 16384 /* a write this large goes to the kernel at once, uncopied */
@@ -56,15 +57,15 @@ static int try_format(lua_State *L, csock_Socket *s, int idx, size_t *want) {
 }
 
 /* A read call on a socket with nothing buffered receives straight into the
- * loop's scratch space; only the bytes it leaves unread move to a buffer of
+ * scratch space; only the bytes it leaves unread move to a buffer of
  * the socket's own, when it returns or waits. A request that arrives whole
  * thus never allocates, and an idle connection holds no buffer. */
 static void borrow(csock_Socket *s) {
-  csock_Loop *loop = s->loop;
-  if (s->in.data != NULL || loop == NULL || loop->scratch_busy) return;
-  char *space = csock_loopscratch(loop);
+  csock_Net *net = s->net;
+  if (s->in.data != NULL || net->scratch_busy) return;
+  char *space = csock_net_scratch(net);
   if (space == NULL) return; /* the read makes a buffer of its own */
-  loop->scratch_busy = 1; /* a __gc running meanwhile reads without it */
+  net->scratch_busy = 1; /* a __gc running meanwhile reads without it */
   s->in.data = space;
   s->in.cap = CSOCK_BORROW_MAX;
   s->in.start = s->in.end = s->in.scanned = 0;
@@ -88,32 +89,29 @@ static int giveback(csock_Socket *s) {
   }
   s->in = own;
   s->borrowed = 0;
-  s->loop->scratch_busy = 0;
+  s->net->scratch_busy = 0;
   return r;
 }
 
-/* One recv into the buffer: bytes read, 0 at EOF, or -errno. A read that
- * did not fill the space means the kernel's queue is empty: the next fill
- * waits for readiness first instead of paying for a recv that says EAGAIN. */
+/* One recv into the buffer: bytes read, 0 at EOF, or -errno. */
 static ssize_t fill(csock_Socket *s, size_t want) {
-  if (s->drained) return -EAGAIN;
   borrow(s);
   if (s->borrowed && s->in.cap - s->in.end < want && giveback(s) < 0) return -ENOMEM;
   size_t avail = s->in.cap - s->in.end;
   char *p = s->borrowed ? s->in.data + s->in.end : csock_buf_reserve(&s->in, want, &avail, csock_pool(s));
   if (p == NULL) return -ENOMEM;
-  ssize_t n = csock_sys_recv(s->fd, p, avail);
-  if (n > 0) {
-    csock_buf_commit(&s->in, (size_t)n);
-    s->drained = (size_t)n < avail && s->type == SOCK_STREAM && !s->hup;
-  }
+  ssize_t n = s->tp->recv(s, p, avail);
+  if (n > 0) csock_buf_commit(&s->in, (size_t)n);
   return n;
 }
 
 int csock_readmore(lua_State *L, csock_Socket *s, size_t want, lua_KContext ctx,
                    lua_KFunction k) {
   ssize_t n = fill(s, want);
-  if (n > 0) return 0;
+  if (n > 0) {
+    csock_progress(s, CSOCK_DIR_READ);
+    return 0;
+  }
   if (n == 0) {
     if (s->type == SOCK_STREAM) s->eof = 1;
     return 0;
@@ -123,10 +121,9 @@ int csock_readmore(lua_State *L, csock_Socket *s, size_t want, lua_KContext ctx,
 }
 
 csock_Socket *csock_readresume(lua_State *L, int status, int *nres) {
-  *nres = status == LUA_YIELD ? csock_resumed(L, csock_waitedsocket(L)) : 0;
+  csock_Socket *s = csock_keptsocket(L, 1);
+  *nres = status == LUA_YIELD ? csock_resumed(L, s) : 0;
   if (*nres != 0) return NULL;
-  csock_Socket *s = csock_vettedsocket(L, 1);
-  if (status == LUA_YIELD) s->drained = 0; /* woken: the kernel has bytes again */
   giveback(s); /* in case an earlier read raised while it had the scratch */
   return s;
 }
@@ -246,8 +243,8 @@ static int l_readuntil(lua_State *L) {
  * a task coalesced earlier goes out first, in the same sendmsg. */
 static int write_k(lua_State *L, int status, lua_KContext ctx) {
   int r;
-  if (status == LUA_YIELD && (r = csock_resumed(L, csock_waitedsocket(L)))) return r;
-  csock_Socket *s = csock_vettedsocket(L, 1);
+  csock_Socket *s = csock_keptsocket(L, 1);
+  if (status == LUA_YIELD && (r = csock_resumed(L, s))) return r;
   size_t sent = (size_t)ctx;
   int top = lua_gettop(L);
   for (;;) {
@@ -269,15 +266,15 @@ static int write_k(lua_State *L, int status, lua_KContext ctx) {
       iov[cnt++].iov_len = len - skip;
       total += len - skip;
     }
-    ssize_t n = csock_sys_sendv(s->fd, iov, cnt);
+    ssize_t n = s->tp->sendv(s, iov, cnt);
     if (n >= 0) {
       size_t from_out = (size_t)n < pending ? (size_t)n : pending;
       csock_buf_consume(&s->out, from_out);
       sent += (size_t)n - from_out;
+      if (n > 0) csock_progress(s, CSOCK_DIR_WRITE);
       if ((size_t)n == total) continue;
     } else if (!csock_sys_again((int)n)) {
-      s->out_err = EPIPE; /* a dead connection: later writes say "closed", as the kernel would */
-      csock_buf_release(&s->out, csock_pool(s));
+      csock_output_fail(s, EPIPE); /* a dead connection: later writes say "closed", as the kernel would */
       return csock_oserror(L, (int)n);
     }
     if ((r = csock_wait(L, s, CSOCK_DIR_WRITE, (lua_KContext)sent, write_k))) return r;
@@ -289,9 +286,9 @@ static int write_k(lua_State *L, int status, lua_KContext ctx) {
 
 char *csock_outreserve(lua_State *L, csock_Socket *s, size_t n) {
   /* In a task, small writes wait in the socket's bounded output buffer
-   * for the loop's flush: one send per socket per turn of the loop. */
+   * for the output queue: one send per socket per turn of the loop. */
   if (csock_buf_len(&s->out) + n > CSOCK_OUT_MAX || s->flushing ||
-      csock_current(s->loop, L) == NULL)
+      csock_task_current(s->net->sched, L) == NULL)
     return NULL;
   size_t avail;
   return csock_buf_reserve(&s->out, n, &avail, csock_pool(s));
@@ -299,7 +296,7 @@ char *csock_outreserve(lua_State *L, csock_Socket *s, size_t n) {
 
 void csock_outcommit(csock_Socket *s, size_t n) {
   csock_buf_commit(&s->out, n);
-  csock_markdirty(s);
+  csock_output_markdirty(s);
 }
 
 int csock_sendnow(lua_State *L, csock_Socket *s) {
@@ -307,32 +304,10 @@ int csock_sendnow(lua_State *L, csock_Socket *s) {
   return write_k(L, LUA_OK, 0);
 }
 
-/* A failure of output the loop sent on the script's behalf; out_err is
+/* A failure of output the queue sent on the script's behalf; out_err is
  * kept, so later writes fail the same way. */
 int csock_outfailed(lua_State *L, csock_Socket *s) {
   return s->out_err ? csock_oserror(L, s->out_err) : 0;
-}
-
-ssize_t csock_sendqueue(csock_Socket *s, const struct iovec *iov, int n, size_t most) {
-  size_t total = 0;
-  for (int i = 0; i < n; i++) total += iov[i].iov_len;
-  ssize_t sent = csock_sys_sendv(s->fd, iov, n);
-  if (sent < 0 && !csock_sys_again((int)sent)) return sent;
-  if (sent < 0) sent = 0;
-  size_t rest = total - (size_t)sent, skip = (size_t)sent, avail;
-  if (rest == 0 || rest > most) return sent;
-  char *p = csock_buf_reserve(&s->out, rest, &avail, csock_pool(s));
-  if (p == NULL) return sent;
-  for (int i = 0; i < n; i++, skip = 0) {
-    if (skip >= iov[i].iov_len) {
-      skip -= iov[i].iov_len;
-      continue;
-    }
-    memcpy(p, (char *)iov[i].iov_base + skip, iov[i].iov_len - skip);
-    p += iov[i].iov_len - skip;
-  }
-  csock_outcommit(s, rest); /* whatever the caller does next, the loop sends it */
-  return (ssize_t)total;
 }
 
 /* A large write in a task with nothing queued: the kernel gets the bytes
@@ -343,16 +318,16 @@ ssize_t csock_sendqueue(csock_Socket *s, const struct iovec *iov, int n, size_t 
 static ssize_t write_direct(lua_State *L, csock_Socket *s, int top, size_t total, int *nres) {
   struct iovec iov[WRITE_IOV];
   if (total < WRITE_DIRECT_MIN || top - 1 > WRITE_IOV || csock_buf_len(&s->out) > 0 ||
-      s->flushing || csock_current(s->loop, L) == NULL)
+      s->flushing || csock_task_current(s->net->sched, L) == NULL)
     return -1;
   for (int i = 2; i <= top; i++) {
     size_t len;
     iov[i - 2].iov_base = (void *)lua_tolstring(L, i, &len);
     iov[i - 2].iov_len = len;
   }
-  ssize_t n = csock_sendqueue(s, iov, top - 1, CSOCK_OUT_MAX);
+  ssize_t n = csock_output_sendqueue(s, iov, top - 1, CSOCK_OUT_MAX);
   if (n < 0) {
-    s->out_err = EPIPE; /* as write_k: later writes say "closed" */
+    csock_output_fail(s, EPIPE); /* as write_k: later writes say "closed" */
     *nres = csock_oserror(L, (int)n);
     return -1;
   }
@@ -414,7 +389,6 @@ static const luaL_Reg methods[] = {
   {NULL, NULL},
 };
 
-/* Expects the module table at -2 and the methods table at -1. */
 void csock_open_bufio(lua_State *L) {
   luaL_setfuncs(L, methods, 0);
 }

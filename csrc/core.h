@@ -1,6 +1,9 @@
 /*
- * Internal interface between the Lua binding files of csock.core.
- * (The Lua-free layers are sys.h, addr.h and buffer.h.)
+ * The interface between the Lua binding files of csock.core: the socket
+ * object and its checkers, failure results, argument checks, waiting on a
+ * socket, and what each file adds to the module. (The Lua-free layers
+ * have their own headers: sys.h, sockaddr.h, buffer.h, heap.h, poller.h,
+ * engine.h, resolver.h, socket.h, stream.h, output.h, orphans.h.)
  */
 #ifndef CSOCK_CORE_H
 #define CSOCK_CORE_H
@@ -10,80 +13,41 @@
 #include "lua.h"
 #include "lauxlib.h"
 
-#include "addr.h"
-#include "buffer.h"
-#include "poller.h"
-#include "sys.h"
+#include "sockaddr.h"
+#include "socket.h"
+#include "tasks.h"
 
 #define CSOCK_SOCKET_MT "csock.socket"
 #define CSOCK_VERSION "csock 0.1.0"
-
 #define CSOCK_DEFAULT_READLIMIT (1024 * 1024)
-#define CSOCK_NO_DEADLINE (-1)
-#define CSOCK_UNSET_DEADLINE INT64_MIN
 
-enum { CSOCK_DIR_READ, CSOCK_DIR_WRITE };
+/* run.c: this state's engine (made with the module). */
+csock_Engine *csock_getengine(lua_State *L);
+/* run.c: runs the loop until `until` is done (NULL: until nothing is
+ * left), stop, or csock.run's task fails (its error is raised). */
+void csock_run_until(lua_State *L, csock_Task *until);
+/* run.c: one turn, polling at most timeout_ns: 0 or -errno. The engine
+ * must not be running (csock.step and csock_step check). */
+int csock_run_step(lua_State *L, csock_Sched *sched, int64_t timeout_ns);
 
-typedef struct csock_Loop csock_Loop;
-typedef struct csock_Task csock_Task;
-
-#define CSOCK_OUT_MAX 65536 /* coalesced output per socket, at most */
-
-typedef struct csock_Socket {
-  int fd;            /* -1 once closed */
-  int out_err;       /* a deferred send's failure, reported by the next write */
-  uint8_t family;    /* AF_INET, AF_INET6, AF_UNIX */
-  uint8_t type;      /* SOCK_STREAM, SOCK_DGRAM */
-  /* Flags, packed: ten thousand idle connections are ten thousand sockets. */
-  unsigned eof : 1;      /* the buffered reader saw the peer's end of stream */
-  unsigned drained : 1;  /* a short read emptied the kernel's queue: wait before the next recv */
-  unsigned hup : 1;      /* the loop saw the peer hang up (or an error): a short read proves nothing */
-  unsigned borrowed : 1; /* `in` is the loop's scratch space for the length of one read call */
-  unsigned lingers : 1;  /* SO_LINGER set with a time: close(2) would block */
-  unsigned flushing : 1; /* output left over: wants writability without a waiter */
-  unsigned shut_after_flush : 2; /* shutdown(how)+1 once the output is sent; 0 for none */
-  uint32_t readlimit; /* longest line read/lines will buffer */
-  int64_t timeout;   /* nanoseconds; CSOCK_NO_DEADLINE for none */
-  int64_t deadline[2]; /* of the operation under way, per direction */
-  csock_Buffer in;   /* received, not yet taken */
-  /* the loop's side */
-  csock_Loop *loop;
-  csock_Watch watch;
-  csock_Task *waiters[2];      /* per direction */
-  csock_Buffer out;            /* coalesced output, sent before the loop polls */
-  struct csock_Socket *dirty_next, **dirty_prev;
-} csock_Socket;
-
-/* The buffer pool of the socket's loop (NULL once the loop is gone). */
-csock_BufPool *csock_pool(csock_Socket *s);
-/* The loop's scratch space for one recv of up to `want` bytes, or a fresh
- * allocation (*owned, to free) while a reader has borrowed the scratch;
- * NULL when memory is short. */
-char *csock_recvspace(csock_Socket *s, size_t want, char **owned);
-
-/* socket.c */
-csock_Socket *csock_checksocket(lua_State *L, int idx); /* raises if closed */
-csock_Socket *csock_testsocket(lua_State *L, int idx);  /* NULL if not a socket */
-/* The socket at idx that csock_checksocket vetted earlier in this call (a
- * continuation's stack keeps it): only whether it was closed since is
- * checked, which spares every read and write a second metatable lookup. */
-static inline csock_Socket *csock_vettedsocket(lua_State *L, int idx) {
-  csock_Socket *s = (csock_Socket *)lua_touserdata(L, idx);
-  if (s->fd < 0) luaL_error(L, "attempt to use a closed socket");
-  return s;
-}
-csock_Socket *csock_newsocket(lua_State *L, int fd, int family, int type);
-/* A csock.listen connection's socket, in loop, with its task (`extra`
- * bytes) after it; pushed closed (the caller stores the fd). Its
- * metatable has no __gc (a finalizer per connection costs the collector
- * dearly): the loop closes it when its task ends, or with the loop
- * (csock_conns_close). */
-csock_Socket *csock_newconnsocket(lua_State *L, csock_Loop *loop, int family, int type,
-                                  size_t extra);
+/* socket.c: getting a socket off the stack. At an entry point,
+ * csock_checksocket (an open socket) or csock_checkanysocket (open or
+ * closed: close, tostring, state); csock_testsocket where anything may
+ * come (NULL if not a socket). In a continuation, csock_keptsocket: the
+ * socket the entry point checked, unchecked (csock_resumed has told
+ * whether it was closed meanwhile). */
+csock_Socket *csock_checksocket(lua_State *L, int idx);
+csock_Socket *csock_checkanysocket(lua_State *L, int idx);
+csock_Socket *csock_testsocket(lua_State *L, int idx);
+#define csock_keptsocket(L, idx) ((csock_Socket *)lua_touserdata((L), (idx)))
+/* New sockets are pushed closed, the fd stored once nothing can fail. A
+ * csock.listen connection's (`extra` bytes after it, for its task) has no
+ * __gc: the server closes it (serve.c). */
+csock_Socket *csock_newsocket(lua_State *L, csock_Net *net, int family, int type, size_t extra);
+csock_Net *csock_getnet(lua_State *L);
 void csock_close(csock_Socket *s); /* idempotent, never blocks */
 int csock_checkfamily(lua_State *L, int idx);
 const char *csock_familyname(int family);
-void csock_open_socket(lua_State *L);
 
 /* errors.c: every failure result goes through these. */
 int csock_oserror(lua_State *L, int err);        /* nil, message, errno */
@@ -91,44 +55,55 @@ int csock_fail(lua_State *L, const char *msg);   /* nil, message */
 int csock_timeout(lua_State *L);                 /* nil, "timeout", ETIMEDOUT */
 int csock_closed(lua_State *L);                  /* nil, "closed" */
 int csock_result(lua_State *L, int r);           /* true, or the error of r < 0 */
-void csock_open_errors(lua_State *L);
+
+/* auxlib.c: a metatable `name` (made if new, pushed) whose __index is a
+ * new table of the methods. */
+void csock_newclass(lua_State *L, const char *name, const luaL_Reg *methods);
+/* auxlib.c: the argument checks every entry point shares. A time in seconds
+ * raises if negative, NaN or not a number; from CSOCK_SECONDS_MAX up
+ * (infinity too) it means no limit (CSOCK_FOREVER). csock_checktime: a
+ * time that must be there; csock_opttimeout: nil or none is no limit. Both
+ * return nanoseconds; csock_optdeadline the deadline that far from now. */
+int64_t csock_checktime(lua_State *L, int idx);
+int64_t csock_opttimeout(lua_State *L, int idx);
+int64_t csock_optdeadline(lua_State *L, int idx);
+int csock_checkport(lua_State *L, int idx);
+/* A count argument (default def): negative raises. */
+size_t csock_optcount(lua_State *L, int idx, lua_Integer def);
 
 /* wait.c: the one place where an operation that would block waits.
- * Call csock_begin when an operation starts; on EAGAIN call csock_wait.
- * It returns 0 when the socket may be ready (retry the syscall) or, after
- * pushing the failure, the number of results to return. Inside a task it
- * will yield and come back through k instead of blocking. */
+ * Call csock_begin when an operation starts; when the transport says
+ * EAGAIN, csock_wait. It returns 0 to retry the call, or, after pushing
+ * the failure, the number of results to return. Inside a task it yields
+ * and comes back through k instead of blocking; k starts with
+ * csock_resumed. A wait never outlives the operation's deadline, and
+ * readiness that keeps moving nothing makes it pause rather than spin. */
 static inline void csock_begin(csock_Socket *s, int dir) {
-  s->deadline[dir] = CSOCK_UNSET_DEADLINE;
+  s->deadline[dir] = INT64_MIN; /* set at the first wait */
+  s->looked &= ~(1u << dir);
+  s->stalls &= ~(7u << (3 * dir));
+}
+/* The operation moved bytes: its waits start afresh. */
+static inline void csock_progress(csock_Socket *s, int dir) {
+  s->stalls &= ~(7u << (3 * dir));
 }
 int csock_wait(lua_State *L, csock_Socket *s, int dir, lua_KContext ctx, lua_KFunction k);
-/* The operation's deadline (CSOCK_NO_DEADLINE for none), fixed at first ask. */
+/* The operation's deadline (CSOCK_FOREVER for none), fixed at its first ask. */
 int64_t csock_deadline(csock_Socket *s, int dir);
-/* In k: the wait's outcome, as csock_wait. s: the socket waited on (at 1,
- * vetted before the wait), to report it closed meanwhile; or NULL. */
+/* In k: the wait's outcome, as csock_wait returns it. */
 int csock_resumed(lua_State *L, csock_Socket *s);
-/* The socket at 1 of an operation's continuation, vetted before it waited. */
-#define csock_waitedsocket(L) ((csock_Socket *)lua_touserdata((L), 1))
+/* The engine's report for a socket (its io.ready). */
+void csock_socket_ready(csock_Io *io, int events);
 
-/* address.c */
-int csock_checkport(lua_State *L, int idx);
-/* Reads host, port (or a unix path) at idx into *a for socket s; returns 0,
- * or the number of failure results it pushed (name resolution failed).
- * Inside a task a host name is looked up off the loop: the call suspends
- * and continues in k, which calls csock_getaddr_resumed(L, ctx, a). */
+/* lookup.c: host, port (or a unix path) at idx, for socket s, into *a.
+ * Returns 0, or the number of failure results pushed. Inside a task a
+ * name is looked up off the loop: the call suspends and continues in k,
+ * which calls csock_getaddr_resumed(L, ctx, a). The lookup is bounded by
+ * the socket's write deadline (callers csock_begin it first). */
 int csock_getaddr(lua_State *L, csock_Socket *s, int idx, csock_Addr *a, lua_KFunction k);
 int csock_getaddr_resumed(lua_State *L, lua_KContext ctx, csock_Addr *a);
 int csock_pushaddr(lua_State *L, const struct sockaddr *sa, socklen_t len);
-void csock_open_address(lua_State *L);
-void csock_open_loop(lua_State *L);
-void csock_open_tasks(lua_State *L);
-void csock_open_fdwait(lua_State *L);
-void csock_open_signals(lua_State *L);
 
-/* options.c, transfer.c, bufio.c, select.c */
-void csock_open_options(lua_State *L);
-void csock_open_transfer(lua_State *L);
-void csock_open_bufio(lua_State *L);
 /* bufio.c: the buffered reader's plumbing, for readers of other shapes
  * (resp.c). A reader's function and its continuation start with
  * csock_readresume (NULL: return *nres, the wait's failure, pushed), scan
@@ -148,11 +123,29 @@ int csock_outfailed(lua_State *L, csock_Socket *s);
 char *csock_outreserve(lua_State *L, csock_Socket *s, size_t n);
 void csock_outcommit(csock_Socket *s, size_t n);
 int csock_sendnow(lua_State *L, csock_Socket *s);
-/* With nothing queued on s: sends the n pieces at once and queues what the
- * kernel does not take if that is at most `most` bytes. Returns the bytes
- * sent or queued (fewer than all when the rest did not fit, or memory ran
- * short), or -errno when the send failed. */
-ssize_t csock_sendqueue(csock_Socket *s, const struct iovec *iov, int n, size_t most);
+
+/* fdwait.c: suspends task t until fd is ready for `want` or the deadline;
+ * resumes through k with the watch's userdata below the wake code. Returns
+ * the number of failure results pushed if it can't wait. */
+int csock_waitfd(lua_State *L, csock_Task *t, int fd, int want, int owned, int64_t deadline,
+                 lua_KContext ctx, lua_KFunction k);
+/* In k: ends that wait (watch at idx): 1 ready, 0 timed out. Pops the wake code. */
+int csock_waitfd_end(lua_State *L, int idx);
+
+/* What each file adds to the module: called with the module table at -2
+ * and the socket methods table at -1 (module.c). run.c's comes first: it
+ * makes the engine and the scheduler; socket.c's makes csock_Net. */
+void csock_open_run(lua_State *L);
+void csock_open_timers(lua_State *L);
+void csock_open_cond(lua_State *L);
+void csock_open_fdwait(lua_State *L);
+void csock_open_signals(lua_State *L);
+void csock_open_socket(lua_State *L);
+void csock_open_errors(lua_State *L);
+void csock_open_lookup(lua_State *L);
+void csock_open_options(lua_State *L);
+void csock_open_transfer(lua_State *L);
+void csock_open_bufio(lua_State *L);
 void csock_open_resp(lua_State *L);
 void csock_open_select(lua_State *L);
 void csock_open_serve(lua_State *L);

@@ -4,9 +4,9 @@
  */
 #include <string.h>
 
+#include "core.h"
 #include "csock.h"
 #include "embedded.h"
-#include "loop.h"
 
 /* package.preload loader for a built-in module: upvalue = its index. */
 static int load_embedded(lua_State *L) {
@@ -79,30 +79,23 @@ CSOCK_API int csock_run(lua_State *L) {
 }
 
 CSOCK_API int csock_step(lua_State *L, int timeout_ms) {
-  csock_Loop *loop = csock_getloop(L);
-  if (loop == NULL || loop->running) return 0;
-  csock_loop_enter(loop);
-  int r = csock_loop_step(L, loop, timeout_ms < 0 ? -1 : (int64_t)timeout_ms * 1000000);
-  csock_loop_leave(loop);
-  return r < 0 ? r : loop->alive > 0;
+  csock_Sched *sched = csock_getsched(L);
+  if (sched == NULL || csock_sched_engine(sched)->running) return 0;
+  int r = csock_run_step(L, sched, timeout_ms < 0 ? CSOCK_FOREVER : (int64_t)timeout_ms * 1000000);
+  return r < 0 ? r : csock_sched_engine(sched)->alive > 0;
 }
 
 CSOCK_API int csock_pollfd(lua_State *L) {
-  csock_Loop *loop = csock_getloop(L);
-  return loop && csock_loop_poller(loop) ? loop->ops->fd(loop->poller) : -1;
+  csock_Engine *e = csock_getengine(L);
+  return e ? csock_engine_pollfd(e) : -1;
 }
 
 CSOCK_API int csock_nexttimeout(lua_State *L) {
-  csock_Loop *loop = csock_getloop(L);
-  int64_t left = loop ? csock_loop_timeout(loop) : -1;
-  if (left <= 0) return (int)left;
-  left = (left + 999999) / 1000000; /* round up: a step never comes too early */
-  return left > 0x7fffffff ? 0x7fffffff : (int)left;
+  csock_Engine *e = csock_getengine(L);
+  return csock_sys_ms(e ? csock_engine_timeout(e) : CSOCK_FOREVER); /* rounded up: never too early */
 }
 
 CSOCK_API void csock_onerror(lua_State *L, csock_ErrorHook hook, void *ud) {
-  csock_Loop *loop = csock_getloop(L);
-  if (loop == NULL) return;
-  loop->errhook = hook;
-  loop->errhook_ud = ud;
+  csock_Sched *sched = csock_getsched(L);
+  if (sched != NULL) csock_sched_seterrhook(sched, hook, ud);
 }

@@ -2,63 +2,75 @@
  * Waiting on descriptors csock does not own: csock.waitfd(fd, mode
  * [, timeout]) for a pipe, a terminal or another library's socket, and the
  * in-task half of csock.select. Inside a task the fd is watched by the
- * loop for the length of the wait; elsewhere it blocks in poll(2).
+ * engine for the length of the wait; elsewhere it blocks in poll(2).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "loop.h"
+#include "core.h"
 
 #define CSOCK_FDWATCH_MT "csock.fdwatch"
 
-static void release(csock_FdWatch *fw) {
-  csock_Loop *loop = fw->loop;
-  if (fw->watch.fd < 0) return;
-  if (loop && !loop->closed && fw->watch.watched) loop->ops->forget(loop->poller, &fw->watch);
-  if (fw->owned) close(fw->watch.fd);
-  fw->watch.fd = -1;
+/* A task waiting on an fd that is not a csock socket's. */
+typedef struct FdWatch {
+  csock_Io io;
+  csock_Engine *engine;
+  csock_Task *waiters;
+  int want;   /* the directions the waiter asked for: other reports are not for it */
+  int owned;  /* close the fd when done with it */
+} FdWatch;
+
+static void ready(csock_Io *io, int events) {
+  FdWatch *fw = (FdWatch *)io; /* io is first */
+  if (events & fw->want) csock_task_wakeall(&fw->waiters, CSOCK_WOKE_READY);
+}
+
+static void release(FdWatch *fw) {
+  if (fw->io.fd < 0) return;
+  csock_engine_forget(fw->engine, &fw->io);
+  if (fw->owned) close(fw->io.fd);
+  fw->io.fd = -1;
 }
 
 static int fdwatch_gc(lua_State *L) {
-  release((csock_FdWatch *)lua_touserdata(L, 1));
+  release((FdWatch *)lua_touserdata(L, 1));
   return 0;
 }
 
 int csock_waitfd(lua_State *L, csock_Task *t, int fd, int want, int owned, int64_t deadline,
                  lua_KContext ctx, lua_KFunction k) {
-  csock_Loop *loop = t->loop;
-  csock_FdWatch *fw = (csock_FdWatch *)lua_newuserdatauv(L, sizeof *fw, 0);
+  csock_Engine *e = csock_sched_engine(t->sched);
+  FdWatch *fw = (FdWatch *)lua_newuserdatauv(L, sizeof *fw, 0);
   memset(fw, 0, sizeof *fw);
-  fw->watch.fd = fd;
-  fw->watch.kind = CSOCK_WATCH_FD;
-  fw->loop = loop;
+  fw->io.fd = fd;
+  fw->io.ready = ready;
+  fw->engine = e;
   fw->want = want;
   fw->owned = owned;
   luaL_setmetatable(L, CSOCK_FDWATCH_MT);
-  int r = csock_loop_watch(loop, &fw->watch, want);
+  int r = csock_engine_watch(e, &fw->io, want);
   if (r == -EEXIST && !owned) {
-    /* the loop watches this fd already (a csock socket's): watch a
+    /* the engine watches this fd already (a csock socket's): watch a
      * duplicate, which epoll counts as another entry */
     int dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
     if (dup_fd < 0) return csock_oserror(L, errno);
-    fw->watch.fd = dup_fd;
+    fw->io.fd = dup_fd;
     fw->owned = 1;
-    r = csock_loop_watch(loop, &fw->watch, want);
+    r = csock_engine_watch(e, &fw->io, want);
   }
   if (r < 0) {
     release(fw);
     return csock_oserror(L, r);
   }
-  csock_waitin(t, &fw->waiters);
-  return csock_suspend(L, t, deadline, ctx, k);
+  csock_task_waitin(t, &fw->waiters);
+  return csock_task_suspend(L, t, deadline, ctx, k);
 }
 
 int csock_waitfd_end(lua_State *L, int idx) {
-  int how = (int)lua_tointeger(L, -1);
-  lua_pop(L, 1);
-  release((csock_FdWatch *)luaL_checkudata(L, idx, CSOCK_FDWATCH_MT));
+  int how = csock_task_woke(L);
+  release((FdWatch *)luaL_checkudata(L, idx, CSOCK_FDWATCH_MT));
   return how == CSOCK_WOKE_READY;
 }
 
@@ -76,14 +88,9 @@ static int l_waitfd(lua_State *L) {
   lua_Integer fd = luaL_checkinteger(L, 1);
   luaL_argcheck(L, fd >= 0 && fd <= 0x7fffffff, 1, "bad file descriptor");
   int want = wants[luaL_checkoption(L, 2, "r", modes)];
-  int64_t deadline = -1;
-  if (!lua_isnoneornil(L, 3)) {
-    lua_Number s = luaL_checknumber(L, 3);
-    luaL_argcheck(L, s >= 0, 3, "timeout must be a non-negative number or nil");
-    deadline = csock_sys_now() + (int64_t)((s > 1e9 ? 1e9 : s) * 1e9);
-  }
+  int64_t deadline = csock_optdeadline(L, 3);
   lua_settop(L, 0);
-  csock_Task *t = csock_current(csock_getloop(L), L);
+  csock_Task *t = csock_task_current(csock_getsched(L), L);
   if (t != NULL) return csock_waitfd(L, t, (int)fd, want, 0, deadline, 0, waitfd_k);
   int r = csock_sys_wait((int)fd, want, deadline);
   if (r < 0) return csock_oserror(L, r);
@@ -92,7 +99,6 @@ static int l_waitfd(lua_State *L) {
   return 1;
 }
 
-/* Expects the module table at -2 and the methods table at -1. */
 void csock_open_fdwait(lua_State *L) {
   luaL_newmetatable(L, CSOCK_FDWATCH_MT);
   lua_pushcfunction(L, fdwatch_gc);

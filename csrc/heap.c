@@ -5,7 +5,8 @@
 #include <stdlib.h>
 
 static int before(const csock_HeapNode *a, const csock_HeapNode *b) {
-  return a->when < b->when || (a->when == b->when && a->seq < b->seq);
+  /* seq wraps: of two nodes set at most 2^31 settings apart, the first is first */
+  return a->when < b->when || (a->when == b->when && (int32_t)(a->seq - b->seq) < 0);
 }
 
 static void place(csock_Heap *h, int i, csock_HeapNode *node) {

@@ -24,7 +24,8 @@ static int l_now(lua_State *L) {
 
 CSOCK_API int luaopen_csock_core(lua_State *L) {
   static void (*const parts[])(lua_State *) = {
-    csock_open_loop, csock_open_tasks, csock_open_fdwait, csock_open_signals, csock_open_socket, csock_open_errors, csock_open_address, csock_open_options,
+    csock_open_run, csock_open_timers, csock_open_cond, csock_open_fdwait, csock_open_signals,
+    csock_open_socket, csock_open_errors, csock_open_lookup, csock_open_options,
     csock_open_transfer, csock_open_bufio, csock_open_resp, csock_open_select,
     csock_open_serve, csock_open_relay,
   };

@@ -66,11 +66,11 @@ static int l_setoption(lua_State *L) {
     case OPT_BOOL: {
       luaL_checktype(L, 3, LUA_TBOOLEAN);
       int v = lua_toboolean(L, 3);
-      return setopt(L, s->fd, o->level, o->optname, &v, sizeof v);
+      return setopt(L, s->io.fd, o->level, o->optname, &v, sizeof v);
     }
     case OPT_INT: {
       int v = checkint(L, 3, 0);
-      return setopt(L, s->fd, o->level, o->optname, &v, sizeof v);
+      return setopt(L, s->io.fd, o->level, o->optname, &v, sizeof v);
     }
     default: { /* OPT_LINGER: seconds, or false for off */
       struct linger l = {0, 0};
@@ -80,7 +80,7 @@ static int l_setoption(lua_State *L) {
         l.l_onoff = 1;
         l.l_linger = checkint(L, 3, 0);
       }
-      int n = setopt(L, s->fd, o->level, o->optname, &l, sizeof l);
+      int n = setopt(L, s->io.fd, o->level, o->optname, &l, sizeof l);
       if (lua_toboolean(L, -n)) s->lingers = l.l_onoff && l.l_linger > 0;
       return n;
     }
@@ -93,14 +93,14 @@ static int l_getoption(lua_State *L) {
   if (o->kind == OPT_LINGER) {
     struct linger l;
     socklen_t len = sizeof l;
-    if (getsockopt(s->fd, o->level, o->optname, &l, &len) < 0) return csock_oserror(L, errno);
+    if (getsockopt(s->io.fd, o->level, o->optname, &l, &len) < 0) return csock_oserror(L, errno);
     if (l.l_onoff) lua_pushinteger(L, l.l_linger);
     else lua_pushboolean(L, 0);
     return 1;
   }
   int v = 0;
   socklen_t len = sizeof v;
-  if (getsockopt(s->fd, o->level, o->optname, &v, &len) < 0) return csock_oserror(L, errno);
+  if (getsockopt(s->io.fd, o->level, o->optname, &v, &len) < 0) return csock_oserror(L, errno);
   if (o->kind == OPT_BOOL) lua_pushboolean(L, v != 0);
   else lua_pushinteger(L, v);
   return 1;
@@ -110,7 +110,7 @@ static int l_setsockopt(lua_State *L) {
   csock_Socket *s = csock_checksocket(L, 1);
   int level = checkint(L, 2, INT_MIN), name = checkint(L, 3, INT_MIN);
   int v = lua_isboolean(L, 4) ? lua_toboolean(L, 4) : checkint(L, 4, INT_MIN);
-  return setopt(L, s->fd, level, name, &v, sizeof v);
+  return setopt(L, s->io.fd, level, name, &v, sizeof v);
 }
 
 static int l_getsockopt(lua_State *L) {
@@ -118,7 +118,7 @@ static int l_getsockopt(lua_State *L) {
   int level = checkint(L, 2, INT_MIN), name = checkint(L, 3, INT_MIN);
   int v = 0;
   socklen_t len = sizeof v;
-  if (getsockopt(s->fd, level, name, &v, &len) < 0) return csock_oserror(L, errno);
+  if (getsockopt(s->io.fd, level, name, &v, &len) < 0) return csock_oserror(L, errno);
   lua_pushinteger(L, v);
   return 1;
 }
@@ -167,7 +167,6 @@ static const luaL_Reg methods[] = {
   {NULL, NULL},
 };
 
-/* Expects the module table at -2 and the methods table at -1. */
 void csock_open_options(lua_State *L) {
   luaL_setfuncs(L, methods, 0);
   for (size_t i = 0; i < sizeof constants / sizeof constants[0]; i++) {

@@ -35,7 +35,7 @@ static void ep_destroy(csock_Poller *p) {
   free(p);
 }
 
-static int ep_watch(csock_Poller *p, csock_Watch *w, int want) {
+static int ep_watch(csock_Poller *p, csock_Io *w, int want) {
   if (want == 0 || w->watched) return 0; /* already reports both directions */
   struct epoll_event ev;
   ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
@@ -45,7 +45,7 @@ static int ep_watch(csock_Poller *p, csock_Watch *w, int want) {
   return 0;
 }
 
-static void ep_forget(csock_Poller *p, csock_Watch *w) {
+static void ep_forget(csock_Poller *p, csock_Io *w) {
   /* Explicit, because a forked child may hold the same open file. */
   if (w->watched) epoll_ctl(p->epfd, EPOLL_CTL_DEL, w->fd, NULL);
   w->watched = 0;
@@ -62,7 +62,7 @@ static int ep_wait(csock_Poller *p, csock_Ready *out, int max, int timeout_ms) {
   if (n < 0) return errno == EINTR ? 0 : -errno;
   for (int i = 0; i < n; i++) {
     uint32_t e = p->events[i].events;
-    out[i].watch = p->events[i].data.ptr;
+    out[i].io = p->events[i].data.ptr;
     out[i].events = 0;
     if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) out[i].events |= CSOCK_WANT_READ;
     if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) out[i].events |= CSOCK_WANT_WRITE;

@@ -13,7 +13,7 @@
 
 struct csock_Poller {
   struct pollfd *fds;
-  csock_Watch **watches;
+  csock_Io **watches;
   int n, cap;
 };
 
@@ -33,7 +33,7 @@ static short events_of(int want) {
   return (short)(((want & CSOCK_WANT_READ) ? POLLIN : 0) | ((want & CSOCK_WANT_WRITE) ? POLLOUT : 0));
 }
 
-static void pl_forget(csock_Poller *p, csock_Watch *w) {
+static void pl_forget(csock_Poller *p, csock_Io *w) {
   if (!w->watched) return;
   int last = --p->n;
   if (w->slot != last) {
@@ -44,7 +44,7 @@ static void pl_forget(csock_Poller *p, csock_Watch *w) {
   w->watched = 0;
 }
 
-static int pl_watch(csock_Poller *p, csock_Watch *w, int want) {
+static int pl_watch(csock_Poller *p, csock_Io *w, int want) {
   if (want == 0) {
     pl_forget(p, w);
     return 0;
@@ -55,7 +55,7 @@ static int pl_watch(csock_Poller *p, csock_Watch *w, int want) {
       struct pollfd *fds = realloc(p->fds, sizeof *fds * (size_t)cap);
       if (fds == NULL) return -ENOMEM;
       p->fds = fds;
-      csock_Watch **watches = realloc(p->watches, sizeof *watches * (size_t)cap);
+      csock_Io **watches = realloc(p->watches, sizeof *watches * (size_t)cap);
       if (watches == NULL) return -ENOMEM;
       p->watches = watches;
       p->cap = cap;
@@ -77,7 +77,7 @@ static int pl_wait(csock_Poller *p, csock_Ready *out, int max, int timeout_ms) {
     short re = p->fds[i].revents;
     if (re == 0) continue;
     n--;
-    out[got].watch = p->watches[i];
+    out[got].io = p->watches[i];
     out[got].events = 0;
     if (re & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) out[got].events |= CSOCK_WANT_READ;
     if (re & (POLLOUT | POLLHUP | POLLERR | POLLNVAL)) out[got].events |= CSOCK_WANT_WRITE;

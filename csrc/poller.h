@@ -1,9 +1,9 @@
 /*
  * Poll backends: one small, Lua-free interface with an epoll and a poll(2)
- * implementation, picked at run time. The loop says what each watched fd
- * wants (CSOCK_WANT_READ/WRITE, 0 for nothing); a backend may watch more
+ * implementation, picked at run time. The engine says what each watched fd
+ * wants (CSOCK_WANT_READ/WRITE, 0 for nothing); a backend may report more
  * than asked (epoll watches both directions edge-triggered, so it needs no
- * syscall when interest changes), since every wake-up is only a hint to
+ * syscall when interest changes), since every report is only a hint to
  * retry the syscall.
  */
 #ifndef CSOCK_POLLER_H
@@ -11,19 +11,21 @@
 
 #include "sys.h"
 
-/* What the loop knows of one watched fd; the backend owns `watched` and `slot`. */
-typedef struct csock_Watch {
+/* A watched fd. Its owner sets fd and ready; the backend owns watched and
+ * slot. The engine calls ready with what the backend reported. */
+typedef struct csock_Io csock_Io;
+struct csock_Io {
   int fd;
-  int kind;     /* the loop's: what owns this watch */
   int watched;  /* directions the backend reports now, 0 = not registered */
-  int slot;     /* backend's private index */
-} csock_Watch;
+  int slot;     /* the backend's private index */
+  void (*ready)(csock_Io *io, int events);
+};
 
 /* Also reported: the peer hung up or the socket has an error. */
 #define CSOCK_EVENT_HUP 4
 
 typedef struct csock_Ready {
-  csock_Watch *watch;
+  csock_Io *io;
   int events;   /* CSOCK_WANT_READ | CSOCK_WANT_WRITE (errors report both) | CSOCK_EVENT_HUP */
 } csock_Ready;
 
@@ -34,10 +36,10 @@ typedef struct csock_PollerOps {
   /* NULL and *err set when it cannot be made. */
   csock_Poller *(*create)(int *err);
   void (*destroy)(csock_Poller *p);
-  /* Makes the backend report (at least) `want` for w: 0 or -errno. */
-  int (*watch)(csock_Poller *p, csock_Watch *w, int want);
-  /* Drops w entirely; call before its fd is closed. */
-  void (*forget)(csock_Poller *p, csock_Watch *w);
+  /* Makes the backend report (at least) `want` for io: 0 or -errno. */
+  int (*watch)(csock_Poller *p, csock_Io *io, int want);
+  /* Drops io entirely; call before its fd is closed. */
+  void (*forget)(csock_Poller *p, csock_Io *io);
   /* Waits up to timeout_ms (-1 forever): number of entries filled, or -errno. */
   int (*wait)(csock_Poller *p, csock_Ready *out, int max, int timeout_ms);
   /* An fd that is readable when wait would return at once, or -1. */

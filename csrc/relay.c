@@ -1,17 +1,17 @@
 /*
  * sock:copyto(dst [, n]): what sock receives goes to dst, in C, until the
  * stream ends (or n bytes): an echo server, a TCP proxy's two directions,
- * a body relayed by length. Bytes land in the loop's scratch space and go
+ * a body relayed by length. Bytes land in the scratch space and go
  * straight back out; only what dst cannot take yet is kept (in dst's
  * output queue, which is then drained before the next receive), so a relay
  * holds no memory while it waits for input and at most one receive's worth
- * while its destination is slow.
+ * while its destination is slow. Both ends go through their transports.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/uio.h>
 
-#include "loop.h"
+#include "core.h"
 
 /* ctx: bytes copied so far. Stack: 1 src, 2 dst, 3 n (or nil). */
 static int copy_k(lua_State *L, int status, lua_KContext ctx);
@@ -34,30 +34,24 @@ static int waitfor(lua_State *L, csock_Socket *s, int dir, lua_KContext copied) 
  * dst's output. 0, or -errno. */
 static int pass(csock_Socket *dst, const char *p, size_t n) {
   struct iovec iov = {(void *)p, n};
-  ssize_t r = csock_sendqueue(dst, &iov, 1, (size_t)-1);
+  ssize_t r = csock_output_sendqueue(dst, &iov, 1, (size_t)-1);
   return r < 0 ? (int)r : (size_t)r < n ? -ENOMEM : 0;
 }
 
 static int copy_k(lua_State *L, int status, lua_KContext ctx) {
   lua_KContext copied = ctx;
   int r;
-  if (status == LUA_YIELD) {
-    int how = (int)lua_tointeger(L, -1);
-    lua_pop(L, 1);
-    if (how == CSOCK_WOKE_TIMEOUT) return failed(L, csock_timeout(L), copied);
-    if (how == CSOCK_WOKE_CLOSED) return failed(L, csock_closed(L), copied);
-  }
-  csock_Socket *src = (csock_Socket *)lua_touserdata(L, 1);
-  csock_Socket *dst = (csock_Socket *)lua_touserdata(L, 2);
+  csock_Socket *src = csock_keptsocket(L, 1);
+  csock_Socket *dst = csock_keptsocket(L, 2);
+  if (status == LUA_YIELD && (r = csock_resumed(L, src))) return failed(L, r, copied);
   lua_Integer limit = lua_isnil(L, 3) ? -1 : lua_tointeger(L, 3);
   for (;;) {
-    if (src->fd < 0 || dst->fd < 0) return failed(L, csock_closed(L), copied); /* by another task */
+    if (!csock_isopen(src) || !csock_isopen(dst)) return failed(L, csock_closed(L), copied); /* by another task */
     if (dst->out_err) return failed(L, csock_oserror(L, dst->out_err), copied);
     if (csock_buf_len(&dst->out) > 0) { /* what dst could not take first */
-      r = csock_flushnow(dst);
+      r = csock_output_flushnow(dst);
       if (r < 0 && !csock_sys_again(r)) {
-        dst->out_err = EPIPE; /* as write: later writes say "closed" */
-        csock_buf_release(&dst->out, csock_pool(dst));
+        csock_output_fail(dst, EPIPE); /* as write: later writes say "closed" */
         return failed(L, csock_oserror(L, r), copied);
       }
       if (r < 0) {
@@ -79,15 +73,10 @@ static int copy_k(lua_State *L, int status, lua_KContext ctx) {
       copied += (lua_KContext)n;
       continue;
     }
-    if (src->drained) { /* a short read emptied the kernel's queue: wait first */
-      if ((r = waitfor(L, src, CSOCK_DIR_READ, copied))) return r;
-      continue;
-    }
     char *owned, *p = csock_recvspace(src, want, &owned);
     if (p == NULL) return failed(L, csock_oserror(L, ENOMEM), copied);
-    ssize_t n = csock_sys_recv(src->fd, p, want);
+    ssize_t n = src->tp->recv(src, p, want);
     if (n > 0) {
-      src->drained = (size_t)n < want && !src->hup;
       r = pass(dst, p, (size_t)n);
       free(owned);
       if (r < 0) return failed(L, csock_oserror(L, -r), copied);
@@ -113,7 +102,6 @@ static int l_copyto(lua_State *L) {
   return copy_k(L, LUA_OK, 0);
 }
 
-/* Expects the module table at -2 and the methods table at -1. */
 void csock_open_relay(lua_State *L) {
   lua_pushcfunction(L, l_copyto);
   lua_setfield(L, -2, "copyto");

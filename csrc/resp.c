@@ -7,7 +7,7 @@
  */
 #include <string.h>
 
-#include "loop.h"
+#include "core.h"
 
 #define RESP_MAX_BULK (512LL * 1024 * 1024) /* as Redis' proto-max-bulk-len */
 #define RESP_MAX_ARRAY (1024 * 1024)        /* as Redis' limit on a command's words */

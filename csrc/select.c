@@ -6,7 +6,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 
-#include "loop.h"
+#include "core.h"
 
 /* The fd of a set member: a csock socket (open) or an integer fd. */
 static int memberfd(lua_State *L, int set, lua_Integer i, int *buffered) {
@@ -19,9 +19,10 @@ static int memberfd(lua_State *L, int set, lua_Integer i, int *buffered) {
   }
   csock_Socket *s = csock_testsocket(L, -1);
   if (s == NULL) luaL_error(L, "bad entry #%d in argument #%d (csock.socket or fd expected)", (int)i, set);
-  if (s->fd < 0) luaL_error(L, "attempt to use a closed socket");
-  fd = s->fd;
-  *buffered = csock_buf_len(&s->in) > 0;
+  if (!csock_isopen(s)) luaL_error(L, "attempt to use a closed socket");
+  fd = s->io.fd;
+  /* bytes read() left, or the transport holds: readable without the kernel */
+  *buffered = csock_buf_len(&s->in) > 0 || s->tp->pending(s) > 0;
   return fd;
 }
 
@@ -77,7 +78,7 @@ static int push_ready(lua_State *L, Query *q) {
 static int empty_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   (void)ctx;
-  lua_pop(L, 1); /* the wake code */
+  csock_task_woke(L); /* a sleep: only ends */
   return push_ready(L, (Query *)lua_touserdata(L, 3));
 }
 
@@ -120,12 +121,7 @@ static int select_in_task(lua_State *L, csock_Task *t, Query *q, int64_t deadlin
 
 static int l_select(lua_State *L) {
   lua_Integer nr = setlen(L, 1), nw = setlen(L, 2);
-  int64_t deadline = CSOCK_NO_DEADLINE;
-  if (!lua_isnoneornil(L, 3)) {
-    lua_Number t = luaL_checknumber(L, 3);
-    luaL_argcheck(L, t >= 0, 3, "timeout must be a non-negative number or nil");
-    if (t < 1e9) deadline = csock_sys_now() + (int64_t)(t * 1e9);
-  }
+  int64_t deadline = csock_optdeadline(L, 3);
   luaL_argcheck(L, nr + nw < 0x7fffffff, 1, "too many sockets");
   lua_settop(L, 2);
   size_t total = (size_t)(nr + nw);
@@ -146,32 +142,26 @@ static int l_select(lua_State *L) {
     q->ready_now |= buffered[i]; /* no need to wait */
   }
 #ifdef __linux__
-  csock_Task *t = csock_current(csock_getloop(L), L);
+  csock_Task *t = csock_task_current(csock_getsched(L), L);
   if (t != NULL) {
     int n = poll_query(q, 0);
     if (n < 0) return csock_oserror(L, n);
     if (n == 0 && (deadline < 0 || deadline > csock_sys_now())) {
       if (total > 0) return select_in_task(L, t, q, deadline);
-      csock_waitin(t, NULL);
-      return csock_suspend(L, t, deadline, 0, empty_k);
+      csock_task_waitin(t, NULL);
+      return csock_task_suspend(L, t, deadline, 0, empty_k);
     }
     return push_ready(L, q);
   }
 #endif
   int n;
   do {
-    int ms = -1;
-    if (deadline >= 0) {
-      int64_t left = deadline - csock_sys_now();
-      ms = left <= 0 ? 0 : left / 1000000 + 1 > 0x7fffffff ? 0x7fffffff : (int)(left / 1000000 + 1);
-    }
-    n = poll_query(q, ms);
+    n = poll_query(q, csock_sys_ms_until(deadline));
     if (n < 0) return csock_oserror(L, n);
   } while (n == 0 && deadline >= 0 && csock_sys_now() < deadline);
   return push_ready(L, q);
 }
 
-/* Expects the module table at -2 and the methods table at -1. */
 void csock_open_select(lua_State *L) {
   lua_pushcfunction(L, l_select);
   lua_setfield(L, -3, "select");

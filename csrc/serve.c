@@ -1,14 +1,17 @@
 /*
  * csock.listen's engine: the accept loop, in C, and the task of each
  * connection. A connection's socket and its task are one userdata (the
- * task right after the socket, the coroutine in its user value), so a
- * parked connection costs one object besides its coroutine, and an accept
- * that finds nothing allocates nothing.
+ * connection's record right after the socket; its own coroutine's stack
+ * keeps it while the task runs), so a parked connection costs one object
+ * besides its coroutine, and an accept that finds nothing allocates
+ * nothing. The connections whose tasks still run are listed per state,
+ * so that a closing Lua state closes them (their sockets have no __gc).
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
-#include "loop.h"
+#include "core.h"
 
 #define SERVER_MT "csock.server"
 #define PAUSE_NS 50000000 /* after an accept failure (EMFILE...): let connections end */
@@ -22,14 +25,27 @@ typedef struct csock_Server {
   int closed;
   int want_addr;     /* the handler takes (conn, host, port), not just conn */
   int pending_fd;    /* accepted, its connection not made yet; else -1 */
-  int64_t timeout;   /* each connection's, as settimeout; CSOCK_NO_DEADLINE for none */
+  int64_t timeout;   /* each connection's, as settimeout; CSOCK_FOREVER for none */
   csock_Task *slot_waiters; /* the accept task, while the server is full */
 } csock_Server;
 
-/* A connection's task follows its socket in the same userdata. */
-static csock_Task *conntask(csock_Socket *conn) {
-  return (csock_Task *)(conn + 1);
-}
+/* What follows a connection's socket in its userdata. */
+typedef struct Conn {
+  csock_Task task;
+  csock_Server *server;       /* NULL once the connection has ended */
+  struct Conn *next, **prev;  /* in Serving's list while its task runs */
+} Conn;
+
+/* Per state: the connections whose tasks run. */
+typedef struct Serving {
+  csock_Hook hook;            /* teardown: close them */
+  Conn *conns;
+} Serving;
+
+static const char serving_key = 'C'; /* registry key: its address */
+
+static Conn *connof(csock_Socket *s) { return (Conn *)(s + 1); }
+static csock_Socket *socketof(Conn *c) { return (csock_Socket *)c - 1; }
 
 static void release(csock_Server *srv) {
   if (--srv->refs > 0) return;
@@ -42,79 +58,93 @@ static csock_Server *checkserver(lua_State *L, int idx) {
   return *h;
 }
 
-/* And the socket a connection's task follows. */
-static csock_Socket *taskconn(csock_Task *t) {
-  return (csock_Socket *)t - 1;
-}
-
-void csock_conn_ended(csock_Task *t) {
-  csock_Server *srv = t->u.conn.server;
-  csock_close(taskconn(t));
+/* A connection ended (its task, or the Lua state): its socket closes, its
+ * server has a free slot. */
+static void conn_close(Conn *c) {
+  csock_Server *srv = c->server;
+  csock_close(socketof(c));
   if (srv == NULL) return;
-  t->u.conn.server = NULL;
-  if (t->u.conn.next) t->u.conn.next->u.conn.prev = t->u.conn.prev;
-  *t->u.conn.prev = t->u.conn.next;
+  c->server = NULL;
+  if (c->next) c->next->prev = c->prev;
+  *c->prev = c->next;
   srv->connections--;
-  csock_wakeone(&srv->slot_waiters, CSOCK_WOKE_READY);
+  csock_task_wakeone(&srv->slot_waiters, CSOCK_WOKE_READY);
   release(srv);
 }
 
-void csock_conns_close(csock_Loop *loop) {
-  while (loop->conns) csock_conn_ended(loop->conns);
+static void conn_ended(lua_State *L, csock_Task *t, int ok) {
+  (void)L;
+  (void)ok; /* an error is reported by the scheduler */
+  conn_close((Conn *)t); /* the task is the record's first member */
+}
+
+static void close_all(csock_Hook *h, int phase) {
+  (void)phase;
+  Serving *sv = (Serving *)h; /* the hook is first */
+  while (sv->conns) conn_close(sv->conns);
+}
+
+static Serving *getserving(lua_State *L) {
+  Serving *sv = (Serving *)csock_statedata(L, &serving_key);
+  if (sv != NULL) return sv;
+  sv = (Serving *)lua_newuserdatauv(L, sizeof *sv, 0);
+  memset(sv, 0, sizeof *sv);
+  csock_engine_hook(csock_getengine(L), &sv->hook, CSOCK_HOOK_CLOSE, close_all);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &serving_key);
+  return sv;
 }
 
 /* Pushes an accepted connection's socket (holding its task, not started
  * yet), closed: the caller stores the fd once nothing can fail. */
 static csock_Socket *newconn(lua_State *L, csock_Socket *listener, csock_Server *srv) {
-  csock_Socket *c = csock_newconnsocket(L, listener->loop, listener->family, listener->type,
-                                        sizeof(csock_Task));
-  c->lingers = listener->lingers; /* SO_LINGER is inherited */
-  c->timeout = srv->timeout;
+  csock_Socket *s = csock_newsocket(L, listener->net, listener->family, listener->type, sizeof(Conn));
+  s->lingers = listener->lingers; /* SO_LINGER is inherited */
+  s->timeout = srv->timeout;
   /* A request is rarely there the instant its connection is accepted:
    * the first read waits for readiness instead of paying for a recv that
    * says EAGAIN (as nginx does without deferred accept). */
-  c->drained = 1;
-  csock_Task *t = conntask(c);
-  csock_inittask(t, c->loop);
-  t->is_conn = 1;
-  return c;
+  s->drained = 1;
+  csock_task_init(&connof(s)->task, listener->net->sched, conn_ended);
+  return s;
 }
 
 /* Stack: 1 server handle, 2 listener, 3 handler. ctx says what the task
- * waited for: the listener (1) or a free slot or the pause (2). */
+ * waited for: the listener (1), or a free slot or the pause (2). */
 static int accept_k(lua_State *L, int status, lua_KContext ctx) {
-  if (status == LUA_YIELD && ctx == 1) csock_resumed(L, NULL); /* closed, or a timeout: see below */
-  lua_settop(L, 3);
   csock_Server *srv = checkserver(L, 1);
-  csock_Socket *s = (csock_Socket *)lua_touserdata(L, 2);
-  csock_Task *me = csock_current(s->loop, L);
+  csock_Socket *s = csock_keptsocket(L, 2);
+  if (status == LUA_YIELD && ctx == 1) csock_resumed(L, s); /* closed, or a timeout: see below */
+  else if (status == LUA_YIELD) csock_task_woke(L);
+  lua_settop(L, 3);
+  csock_Task *me = csock_task_current(s->net->sched, L);
   if (me == NULL) return luaL_error(L, "the accept loop runs only as a task");
+  Serving *sv = getserving(L);
   for (;;) {
-    if (srv->closed || s->fd < 0) return 0;
+    if (srv->closed || !csock_isopen(s)) return 0;
     if (srv->max > 0 && srv->connections >= srv->max) {
-      csock_waitin(me, &srv->slot_waiters);
-      return csock_suspend(L, me, -1, 2, accept_k);
+      csock_task_waitin(me, &srv->slot_waiters);
+      return csock_task_suspend(L, me, CSOCK_FOREVER, 2, accept_k);
     }
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
-    int fd = csock_sys_accept(s->fd, (struct sockaddr *)&ss, &len);
+    int fd = csock_sys_accept(s->io.fd, (struct sockaddr *)&ss, &len);
     if (fd >= 0) {
       /* The socket has no __gc: until the running task owns it, an error
        * (out of memory) leaves the fd to the server (see release). */
       srv->pending_fd = fd;
-      csock_Socket *c = newconn(L, s, srv); /* 4 */
-      csock_Task *t = conntask(c);
+      csock_Socket *cs = newconn(L, s, srv); /* 4 */
+      Conn *c = connof(cs);
       lua_pushvalue(L, 3);
       lua_pushvalue(L, 4);
       int nargs = 1 + (srv->want_addr ? csock_pushaddr(L, (struct sockaddr *)&ss, len) : 0);
-      csock_starttask(L, t, nargs);
-      c->fd = fd;
+      csock_task_start(L, &c->task, nargs);
+      cs->io.fd = fd;
       srv->pending_fd = -1;
-      t->u.conn.server = srv;
-      t->u.conn.next = s->loop->conns;
-      if (t->u.conn.next) t->u.conn.next->u.conn.prev = &t->u.conn.next;
-      t->u.conn.prev = &s->loop->conns;
-      s->loop->conns = t;
+      c->server = srv;
+      c->next = sv->conns;
+      if (c->next) c->next->prev = &c->next;
+      c->prev = &sv->conns;
+      sv->conns = c;
       srv->refs++;
       srv->connections++;
       lua_settop(L, 3);
@@ -125,13 +155,13 @@ static int accept_k(lua_State *L, int status, lua_KContext ctx) {
       csock_begin(s, CSOCK_DIR_READ);
       if (csock_wait(L, s, CSOCK_DIR_READ, 1, accept_k) == 0) continue;
       lua_settop(L, 3); /* closed (ends above) or a timeout set on the listener */
-      if (s->fd < 0) continue;
+      if (!csock_isopen(s)) continue;
     }
     /* Out of descriptors or memory (or the listener's own timeout): keep
      * the listener, let some connections end, and try again without
      * spinning. */
-    csock_waitin(me, NULL);
-    return csock_suspend(L, me, csock_sys_now() + PAUSE_NS, 2, accept_k);
+    csock_task_waitin(me, NULL);
+    return csock_task_suspend(L, me, csock_sys_now() + PAUSE_NS, 2, accept_k);
   }
 }
 
@@ -152,7 +182,7 @@ static int l_serve(lua_State *L) {
   lua_Integer max = luaL_optinteger(L, 3, 0);
   luaL_argcheck(L, max >= 0, 3, "maxconnections must not be negative");
   if (max > INT32_MAX) max = 0; /* more than could ever be open: no limit */
-  lua_Number timeout = luaL_optnumber(L, 4, -1);
+  int64_t timeout = csock_opttimeout(L, 4);
   lua_settop(L, 5);
   csock_Server **h = (csock_Server **)lua_newuserdatauv(L, sizeof *h, 1);
   *h = NULL;
@@ -169,12 +199,12 @@ static int l_serve(lua_State *L) {
   lua_pushvalue(L, 2);
   lua_getinfo(L, ">u", &ar);
   srv->want_addr = ar.isvararg || ar.nparams > 1; /* else it could not see them */
-  srv->timeout = timeout < 0 ? CSOCK_NO_DEADLINE : (int64_t)((timeout > 1e9 ? 1e9 : timeout) * 1e9);
+  srv->timeout = timeout;
   lua_pushcfunction(L, accept_task);
   lua_pushvalue(L, -2);
   lua_pushvalue(L, 1);
   lua_pushvalue(L, 2);
-  csock_newtask(L, csock_getloop(L), 3);
+  csock_task_spawn(L, csock_getsched(L), 3);
   return 2;
 }
 
@@ -188,7 +218,7 @@ static int srv_connections(lua_State *L) {
 static int srv_close(lua_State *L) {
   csock_Server *srv = checkserver(L, 1);
   srv->closed = 1;
-  csock_wakeall(&srv->slot_waiters, CSOCK_WOKE_READY);
+  csock_task_wakeall(&srv->slot_waiters, CSOCK_WOKE_READY);
   return 0;
 }
 
@@ -202,12 +232,9 @@ static int srv_gc(lua_State *L) {
   return 0;
 }
 
-/* Expects the module table at -2 and the methods table at -1. */
 void csock_open_serve(lua_State *L) {
   static const luaL_Reg methods[] = {{"connections", srv_connections}, {"close", srv_close}, {NULL, NULL}};
-  luaL_newmetatable(L, SERVER_MT);
-  luaL_newlib(L, methods);
-  lua_setfield(L, -2, "__index");
+  csock_newclass(L, SERVER_MT, methods);
   lua_pushcfunction(L, srv_gc);
   lua_setfield(L, -2, "__gc");
   lua_pop(L, 1);

@@ -1,8 +1,8 @@
 /*
  * csock.signal(name, fn): a script's own signal handling, inside the loop.
  * While the loop runs, the signal is blocked and read from a signalfd the
- * loop watches, so no Lua ever runs in a signal handler; fn(name) runs as
- * a task. Outside the loop the signal keeps its usual effect (a script
+ * engine watches, so no Lua ever runs in a signal handler; fn(name) runs
+ * as a task. Outside the loop the signal keeps its usual effect (a script
  * blocked in plain code still dies of ^C). Only a script's explicit call
  * changes the thread's signal mask, and only while the loop runs.
  */
@@ -13,9 +13,18 @@
 #include <unistd.h>
 #include <sys/signalfd.h>
 
-#include "loop.h"
+#include "core.h"
 
-static const char handlers_key = 'S'; /* registry: name -> function */
+static const char signals_key = 'S'; /* registry: the Signals userdata, its user value the handlers */
+
+typedef struct Signals {
+  csock_Hook hook;     /* enter and leave: hold and release; teardown */
+  csock_Io io;         /* the signalfd, -1 until a signal is handled */
+  csock_Sched *sched;
+  sigset_t handled;    /* the signals scripts handle */
+  sigset_t saved_mask; /* the thread's mask before the loop started */
+  int holding;         /* the handled signals are blocked (the loop runs) */
+} Signals;
 
 static const struct { const char *name; int signo; } signal_names[] = {
   {"INT", SIGINT},   {"TERM", SIGTERM}, {"HUP", SIGHUP},   {"QUIT", SIGQUIT},
@@ -32,14 +41,84 @@ static int checksignal(lua_State *L, int idx) {
   return luaL_argerror(L, idx, lua_pushfstring(L, "unknown signal '%s'", name));
 }
 
+static void hold(Signals *sg) {
+  if (sg->holding) return;
+  pthread_sigmask(SIG_BLOCK, &sg->handled, &sg->saved_mask);
+  sg->holding = 1;
+}
+
+static void release(Signals *sg) {
+  if (!sg->holding) return;
+  pthread_sigmask(SIG_SETMASK, &sg->saved_mask, NULL);
+  sg->holding = 0;
+}
+
+/* The signalfd is readable: each signal's handler runs as a task. */
+static void ready(csock_Io *io, int events) {
+  (void)events;
+  Signals *sg = (Signals *)((char *)io - offsetof(Signals, io));
+  lua_State *L = csock_sched_state(sg->sched);
+  struct signalfd_siginfo info[8];
+  ssize_t n;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &signals_key);
+  lua_getiuservalue(L, -1, 1); /* the handlers */
+  while ((n = read(sg->io.fd, info, sizeof info)) > 0) {
+    for (size_t k = 0; k < (size_t)n / sizeof info[0]; k++) {
+      for (int i = 0; i < NSIGNALS; i++) {
+        if ((int)info[k].ssi_signo != signal_names[i].signo) continue;
+        if (lua_getfield(L, -1, signal_names[i].name) == LUA_TFUNCTION) {
+          lua_pushstring(L, signal_names[i].name);
+          csock_task_spawn(L, sg->sched, 1);
+        }
+        lua_pop(L, 1);
+      }
+    }
+  }
+  lua_pop(L, 2);
+}
+
+static void on_phase(csock_Hook *h, int phase) {
+  Signals *sg = (Signals *)h; /* the hook is first */
+  if (phase == CSOCK_HOOK_ENTER) {
+    hold(sg);
+  } else if (phase == CSOCK_HOOK_LEAVE) {
+    release(sg);
+  } else { /* teardown */
+    release(sg);
+    sigemptyset(&sg->handled);
+    if (sg->io.fd < 0) return;
+    csock_engine_forget(csock_sched_engine(sg->sched), &sg->io);
+    close(sg->io.fd);
+    sg->io.fd = -1;
+  }
+}
+
+/* This state's signal handling, made at the first csock.signal call. */
+static Signals *getsignals(lua_State *L) {
+  Signals *sg = (Signals *)csock_statedata(L, &signals_key);
+  if (sg != NULL) return sg;
+  sg = (Signals *)lua_newuserdatauv(L, sizeof *sg, 1);
+  memset(sg, 0, sizeof *sg);
+  sg->io.fd = -1;
+  sg->io.ready = ready;
+  sg->sched = csock_getsched(L);
+  sigemptyset(&sg->handled);
+  lua_newtable(L);
+  lua_setiuservalue(L, -2, 1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &signals_key);
+  csock_Engine *e = csock_sched_engine(sg->sched);
+  csock_engine_hook(e, &sg->hook, CSOCK_HOOK_ENTER | CSOCK_HOOK_LEAVE | CSOCK_HOOK_CLOSE, on_phase);
+  if (e->running) hold(sg); /* called from a task: the loop runs already */
+  return sg;
+}
+
 /* Points the signalfd (made on first use) at the handled set. */
-static int update_fd(csock_Loop *loop) {
-  int fd = signalfd(loop->signals.fd, &loop->handled, SFD_NONBLOCK | SFD_CLOEXEC);
+static int update_fd(Signals *sg) {
+  int fd = signalfd(sg->io.fd, &sg->handled, SFD_NONBLOCK | SFD_CLOEXEC);
   if (fd < 0) return -errno;
-  if (loop->signals.fd < 0) {
-    loop->signals.fd = fd;
-    int r = csock_loop_watch(loop, &loop->signals, CSOCK_WANT_READ);
-    if (r < 0) return r;
+  if (sg->io.fd < 0) {
+    sg->io.fd = fd;
+    return csock_engine_watch(csock_sched_engine(sg->sched), &sg->io, CSOCK_WANT_READ);
   }
   return 0;
 }
@@ -48,77 +127,33 @@ static int l_signal(lua_State *L) {
   int i = checksignal(L, 1);
   if (!lua_isnil(L, 2)) luaL_checktype(L, 2, LUA_TFUNCTION);
   lua_settop(L, 2);
-  csock_Loop *loop = csock_getloop(L);
+  Signals *sg = getsignals(L);
   int signo = signal_names[i].signo;
   sigset_t one;
   sigemptyset(&one);
   sigaddset(&one, signo);
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &handlers_key);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &signals_key);
+  lua_getiuservalue(L, -1, 1);
   lua_pushvalue(L, 2);
   lua_setfield(L, -2, signal_names[i].name);
   if (lua_isnil(L, 2)) { /* give the signal back its usual behaviour */
-    if (sigismember(&loop->handled, signo)) {
-      sigdelset(&loop->handled, signo);
-      if (loop->holding && !sigismember(&loop->saved_mask, signo))
+    if (sigismember(&sg->handled, signo)) {
+      sigdelset(&sg->handled, signo);
+      if (sg->holding && !sigismember(&sg->saved_mask, signo))
         pthread_sigmask(SIG_UNBLOCK, &one, NULL);
-      if (loop->signals.fd >= 0) update_fd(loop);
+      if (sg->io.fd >= 0) update_fd(sg);
     }
-  } else if (!sigismember(&loop->handled, signo)) {
-    sigaddset(&loop->handled, signo);
-    if (loop->holding) pthread_sigmask(SIG_BLOCK, &one, NULL);
-    int r = update_fd(loop);
+  } else if (!sigismember(&sg->handled, signo)) {
+    sigaddset(&sg->handled, signo);
+    if (sg->holding) pthread_sigmask(SIG_BLOCK, &one, NULL);
+    int r = update_fd(sg);
     if (r < 0) return csock_oserror(L, r);
   }
   lua_pushboolean(L, 1);
   return 1;
 }
 
-void csock_signal_dispatch(lua_State *L, csock_Loop *loop) {
-  struct signalfd_siginfo info[8];
-  ssize_t n;
-  while ((n = read(loop->signals.fd, info, sizeof info)) > 0) {
-    for (size_t k = 0; k < (size_t)n / sizeof info[0]; k++) {
-      for (int i = 0; i < NSIGNALS; i++) {
-        if ((int)info[k].ssi_signo != signal_names[i].signo) continue;
-        lua_rawgetp(L, LUA_REGISTRYINDEX, &handlers_key);
-        if (lua_getfield(L, -1, signal_names[i].name) == LUA_TFUNCTION) {
-          lua_pushstring(L, signal_names[i].name);
-          csock_newtask(L, loop, 1);
-        }
-        lua_pop(L, 2);
-      }
-    }
-  }
-}
-
-void csock_signals_hold(csock_Loop *loop) {
-  if (loop->holding) return;
-  pthread_sigmask(SIG_BLOCK, &loop->handled, &loop->saved_mask);
-  loop->holding = 1;
-}
-
-void csock_signals_release(csock_Loop *loop) {
-  if (!loop->holding) return;
-  pthread_sigmask(SIG_SETMASK, &loop->saved_mask, NULL);
-  loop->holding = 0;
-}
-
-void csock_signal_close(csock_Loop *loop) {
-  csock_signals_release(loop);
-  sigemptyset(&loop->handled);
-  if (loop->signals.fd < 0) return;
-  if (loop->signals.watched) loop->ops->forget(loop->poller, &loop->signals);
-  close(loop->signals.fd);
-  loop->signals.fd = -1;
-}
-
-/* Expects the module table at -2 and the methods table at -1. */
 void csock_open_signals(lua_State *L) {
-  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &handlers_key) == LUA_TNIL) {
-    lua_newtable(L);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &handlers_key);
-  }
-  lua_pop(L, 1);
   lua_pushcfunction(L, l_signal);
   lua_setfield(L, -3, "signal");
 }

@@ -3,6 +3,7 @@
 #include "sys.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -19,6 +20,27 @@ int64_t csock_sys_now(void) {
 void csock_sys_sleep_until(int64_t when) {
   struct timespec ts = {(time_t)(when / 1000000000), (long)(when % 1000000000)};
   while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {}
+}
+
+int64_t csock_sys_duration(double seconds) {
+  if (!(seconds < CSOCK_SECONDS_MAX)) return CSOCK_FOREVER; /* NaN too */
+  return seconds <= 0 ? 0 : (int64_t)(seconds * 1e9);
+}
+
+int64_t csock_sys_deadline(int64_t ns) {
+  return ns < 0 ? CSOCK_FOREVER : csock_sys_now() + ns;
+}
+
+int csock_sys_ms(int64_t ns) {
+  if (ns < 0) return -1;
+  int64_t ms = ns / 1000000 + (ns % 1000000 != 0);
+  return ms > INT_MAX ? INT_MAX : (int)ms;
+}
+
+int csock_sys_ms_until(int64_t deadline) {
+  if (deadline < 0) return -1;
+  int64_t left = deadline - csock_sys_now();
+  return csock_sys_ms(left < 0 ? 0 : left);
 }
 
 #define RESULT(call)                     \
@@ -123,14 +145,8 @@ int csock_sys_wait(int fd, int want, int64_t deadline) {
   p.events = (short)(((want & CSOCK_WANT_READ) ? POLLIN : 0) |
                      ((want & CSOCK_WANT_WRITE) ? POLLOUT : 0));
   for (;;) {
-    int ms = -1;
-    if (deadline >= 0) { /* a passed deadline still gets one look */
-      int64_t left = deadline - csock_sys_now();
-      left = left <= 0 ? 0 : (left + 999999) / 1000000; /* round up: never wake early */
-      ms = left > 0x7fffffff ? 0x7fffffff : (int)left;
-    }
     p.revents = 0;
-    int n = poll(&p, 1, ms);
+    int n = poll(&p, 1, csock_sys_ms_until(deadline)); /* a passed deadline still gets one look */
     if (n > 0) return 1; /* errors and hangups show as ready: the retry reports them */
     if (n < 0 && errno != EINTR) return -errno;
     if (n == 0 && deadline >= 0 && csock_sys_now() >= deadline) return 0;

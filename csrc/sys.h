@@ -21,6 +21,25 @@ int64_t csock_sys_now(void);
 /* Sleeps until the monotonic time `when`, through signals. */
 void csock_sys_sleep_until(int64_t when);
 
+/* Times: every duration and deadline is in monotonic nanoseconds, and
+ * CSOCK_FOREVER stands for "no limit". These are the only conversions. */
+#define CSOCK_FOREVER (-1)
+/* The longest duration kept as a number: from here on (about 31.7 years)
+ * a duration means no limit. */
+#define CSOCK_SECONDS_MAX 1e9
+/* Seconds as nanoseconds: CSOCK_FOREVER from CSOCK_SECONDS_MAX up
+ * (infinity included) and for NaN; callers reject negatives and NaN
+ * before, where the caller can say so. */
+int64_t csock_sys_duration(double seconds);
+/* The deadline `ns` from now, or CSOCK_FOREVER for CSOCK_FOREVER. */
+int64_t csock_sys_deadline(int64_t ns);
+/* Nanoseconds as the milliseconds poll(2) and epoll_wait take: rounded
+ * up (a wait never ends early), capped at INT_MAX, -1 for CSOCK_FOREVER
+ * (any negative). */
+int csock_sys_ms(int64_t ns);
+/* The milliseconds left until `deadline` (0 once it has passed), or -1. */
+int csock_sys_ms_until(int64_t deadline);
+
 int csock_sys_socket(int family, int type);
 int csock_sys_close(int fd);
 /* Starts a detached helper thread with every signal blocked; 0 or -errno. */

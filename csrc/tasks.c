@@ -1,48 +1,128 @@
 /*
- * The loop as Lua sees it: csock.spawn, run, step, stop, sleep, timer,
- * onerror, pollfd, backend; task objects (join, status) and condition
- * variables (csock.cond) for tasks to wait on each other.
+ * Tasks (see tasks.h): the scheduler, and a task's life: started,
+ * resumed, suspended, woken, finished, its outcome kept or its error
+ * reported. What Lua calls (csock.spawn, task:join...) is in run.c.
  */
-#include <errno.h>
-#include <math.h>
+#include <stdio.h>
 #include <string.h>
 
-#include "loop.h"
+#include "tasks.h"
 
-#define CSOCK_TIMER_MT "csock.timer"
-#define CSOCK_COND_MT "csock.cond"
+typedef struct csock_SpareThread {
+  lua_State *co;
+  int slot; /* in the threads table, which keeps it */
+} csock_SpareThread;
 
-/* Seconds argument in nanoseconds: checked, never wrapped (NaN and
- * negatives raise; anything past 30 years is 30 years). */
-static int64_t checkseconds(lua_State *L, int idx) {
-  lua_Number s = luaL_checknumber(L, idx);
-  luaL_argcheck(L, s >= 0, idx, "time must be a non-negative number");
-  return (int64_t)((s > 1e9 ? 1e9 : s) * 1e9);
+struct csock_Sched {
+  csock_Engine *engine;
+  lua_State *L;          /* resumes tasks during a run or a step */
+  csock_Task *current;   /* the task running now, if any */
+  int main_error;        /* registry ref of csock.run's task's error, or LUA_NOREF */
+  int onerror;           /* registry ref of csock.onerror's handler, or LUA_NOREF */
+  int task_mt;           /* registry ref of the task metatable */
+  int threads;           /* registry ref of the table of every coroutine made, running or spare */
+  csock_ErrorHook errhook;
+  void *errhook_ud;
+  int nspare;
+  /* Last, and not cleared: untouched until tasks end. */
+  csock_SpareThread spare[CSOCK_KEEP_THREADS];
+};
+
+static const char sched_key = 'T';  /* registry key: its address */
+static const char yield_tag = 'Y';  /* what csock's own yields carry */
+
+csock_Sched *csock_getsched(lua_State *L) {
+  return (csock_Sched *)csock_statedata(L, &sched_key);
 }
 
-static csock_Loop *checkidle(lua_State *L, const char *what) {
-  csock_Loop *loop = csock_getloop(L);
-  if (loop->running) luaL_error(L, "%s: the loop is already running (call it outside tasks)", what);
-  return loop;
+csock_Engine *csock_sched_engine(csock_Sched *sched) { return sched->engine; }
+
+csock_Task *csock_task_current(csock_Sched *sched, lua_State *L) {
+  csock_Task *t = sched->current;
+  if (t == NULL || t->co != L || !lua_isyieldable(L)) return NULL;
+  return t;
 }
 
-typedef struct Cond {
-  csock_Task *waiters;
-} Cond;
+/* Waking ------------------------------------------------------------------- */
 
-/* Tasks ------------------------------------------------------------------ */
+static void schedule(csock_Task *t, int how) {
+  csock_engine_canceltimer(t->sched->engine, &t->timer);
+  t->wake = how;
+  t->state = CSOCK_TASK_READY;
+  csock_engine_queue(t->sched->engine, &t->work);
+}
 
-/* Coroutines: every one csock made is in the threads table (registry ref
- * loop->threads) at a slot of its own, running a task or idle. The idle
- * ones are also listed in loop->spare, so starting and ending a task
- * usually touch no table at all. */
-static lua_State *takethread(lua_State *L, csock_Loop *loop, int *slot) {
-  if (loop->nspare > 0) {
-    csock_SpareThread *e = &loop->spare[--loop->nspare];
+void csock_task_waitin(csock_Task *t, csock_Task **list) {
+  t->wait_list = list;
+  t->next_wait = NULL;
+  if (list) { /* append: first come, first woken */
+    while (*list) list = &(*list)->next_wait;
+    *list = t;
+  }
+}
+
+void csock_task_cancelwait(csock_Task *t) {
+  csock_Task **p = t->wait_list;
+  if (p == NULL) return;
+  while (*p && *p != t) p = &(*p)->next_wait;
+  if (*p) *p = t->next_wait;
+  t->wait_list = NULL;
+  t->next_wait = NULL;
+}
+
+int csock_task_wakeone(csock_Task **list, int how) {
+  csock_Task *t = *list;
+  if (t == NULL) return 0;
+  *list = t->next_wait;
+  t->wait_list = NULL;
+  t->next_wait = NULL;
+  schedule(t, how);
+  return 1;
+}
+
+void csock_task_wakeall(csock_Task **list, int how) {
+  while (csock_task_wakeone(list, how)) {}
+}
+
+/* The wait's deadline passed: out of its list, woken with "timeout" (a
+ * plain sleep, in no list, just ends). Whoever owns the list finds out
+ * lazily: a socket stops watching at its next readiness report. */
+static void timed_out(csock_Timer *timer) {
+  csock_Task *t = (csock_Task *)((char *)timer - offsetof(csock_Task, timer));
+  int how = t->wait_list ? CSOCK_WOKE_TIMEOUT : CSOCK_WOKE_READY;
+  csock_task_cancelwait(t);
+  schedule(t, how);
+}
+
+int csock_task_suspend(lua_State *L, csock_Task *t, int64_t deadline, lua_KContext ctx,
+                       lua_KFunction k) {
+  if (deadline >= 0 && csock_engine_settimer(t->sched->engine, &t->timer, deadline) < 0) {
+    csock_task_cancelwait(t);
+    return luaL_error(L, "not enough memory");
+  }
+  t->state = CSOCK_TASK_WAITING;
+  lua_pushlightuserdata(L, (void *)&yield_tag);
+  return lua_yieldk(L, 1, ctx, k);
+}
+
+int csock_task_woke(lua_State *L) {
+  int how = (int)lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  return how;
+}
+
+/* Coroutines ---------------------------------------------------------------
+ * Every coroutine csock made is in the threads table at a slot of its own,
+ * running a task or idle. The idle ones are also listed in spare, so
+ * starting and ending a task usually touch no table at all. */
+
+static lua_State *takethread(lua_State *L, csock_Sched *sched, int *slot) {
+  if (sched->nspare > 0) {
+    csock_SpareThread *e = &sched->spare[--sched->nspare];
     *slot = e->slot;
     return e->co;
   }
-  lua_rawgeti(L, LUA_REGISTRYINDEX, loop->threads);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, sched->threads);
   lua_State *co = lua_newthread(L);
   *slot = luaL_ref(L, -2);
   lua_pop(L, 1);
@@ -51,97 +131,240 @@ static lua_State *takethread(lua_State *L, csock_Loop *loop, int *slot) {
 
 /* A finished coroutine (its stack unwound, <close> variables closed) is
  * kept for the next task; a failed one, or one too many, is let go. */
-static void dropthread(lua_State *L, csock_Loop *loop, lua_State *co, int slot) {
-  if (lua_status(co) == LUA_OK && loop->nspare < CSOCK_KEEP_THREADS) {
+static void dropthread(lua_State *L, csock_Sched *sched, lua_State *co, int slot) {
+  if (lua_status(co) == LUA_OK && sched->nspare < CSOCK_KEEP_THREADS) {
     lua_settop(co, 0);
-    loop->spare[loop->nspare].co = co;
-    loop->spare[loop->nspare++].slot = slot;
+    sched->spare[sched->nspare].co = co;
+    sched->spare[sched->nspare++].slot = slot;
     return;
   }
-  lua_rawgeti(L, LUA_REGISTRYINDEX, loop->threads);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, sched->threads);
   luaL_unref(L, -1, slot);
   lua_pop(L, 1);
 }
 
-void csock_task_ended(lua_State *L, csock_Task *t) {
-  lua_State *co = t->co;
-  t->co = NULL;
-  if (t->ref != LUA_NOREF) {
-    luaL_unref(L, LUA_REGISTRYINDEX, t->ref);
-    t->ref = LUA_NOREF;
-  }
-  /* Last: a connection's task may be collected once its coroutine lets go. */
-  dropthread(L, t->loop, co, t->slot);
+static void close_thread(lua_State *co, lua_State *L) {
+#if LUA_VERSION_RELEASE_NUM >= 50406
+  lua_closethread(co, L);
+#else
+  (void)L;
+  lua_resetthread(co); /* closes its pending <close> variables */
+#endif
 }
 
-void csock_inittask(csock_Task *t, csock_Loop *loop) {
+/* Starting ------------------------------------------------------------------ */
+
+static void run_task(csock_Work *w);
+
+void csock_task_init(csock_Task *t, csock_Sched *sched, void (*ended)(lua_State *, csock_Task *, int)) {
   memset(t, 0, sizeof *t);
-  t->deadline.index = -1;
-  t->deadline.kind = CSOCK_HEAP_TASK;
-  t->loop = loop;
+  t->work.run = run_task;
+  csock_timer_init(&t->timer, timed_out);
+  t->sched = sched;
   t->ref = LUA_NOREF;
+  t->ended = ended;
 }
 
-void csock_starttask(lua_State *L, csock_Task *t, int nargs) {
+void csock_task_start(lua_State *L, csock_Task *t, int nargs) {
+  csock_Sched *sched = t->sched;
   int base = lua_gettop(L) - nargs - 1; /* the task's object, then fn, args... */
-  lua_State *co = takethread(L, t->loop, &t->slot);
+  lua_State *co = takethread(L, sched, &t->slot);
   if (!lua_checkstack(co, nargs + 2)) {
-    dropthread(L, t->loop, co, t->slot);
+    dropthread(L, sched, co, t->slot);
     luaL_error(L, "too many arguments for a task");
   }
   lua_pushvalue(L, base);
-  if (t->is_conn) /* below the function on the coroutine's own stack, which */
-    lua_xmove(L, co, 1); /* the threads table keeps while the task runs */
+  if (t->ended)          /* below the function on the coroutine's own stack, */
+    lua_xmove(L, co, 1); /* which the threads table keeps while the task runs */
   else
     t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_xmove(L, co, nargs + 1);
   t->co = co;
   t->nargs = nargs;
-  t->loop->alive++;
-  csock_schedule(t, CSOCK_WOKE_READY);
+  csock_engine_ref(sched->engine, 1);
+  schedule(t, CSOCK_WOKE_READY);
 }
 
 /* A task object (user value: the outcome, once done), pushed. */
-static csock_Task *pushtask(lua_State *L, csock_Loop *loop) {
+static csock_Task *pushtask(lua_State *L, csock_Sched *sched) {
   csock_Task *t = (csock_Task *)lua_newuserdatauv(L, sizeof *t, 1);
-  csock_inittask(t, loop);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, loop->task_mt);
+  csock_task_init(t, sched, NULL);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, sched->task_mt);
   lua_setmetatable(L, -2);
   return t;
 }
 
-csock_Task *csock_newtask(lua_State *L, csock_Loop *loop, int nargs) {
+csock_Task *csock_task_spawn(lua_State *L, csock_Sched *sched, int nargs) {
   int base = lua_gettop(L) - nargs; /* the function */
-  csock_Task *t = pushtask(L, loop);
-  lua_insert(L, base);                 /* task, fn, args... */
-  csock_starttask(L, t, nargs);
+  csock_Task *t = pushtask(L, sched);
+  lua_insert(L, base);              /* task, fn, args... */
+  csock_task_start(L, t, nargs);
   return t;
 }
 
-/* A connection's task has no task object (its socket holds it); when one
- * fails, onerror gets this stand-in: a done, failed task holding the error
- * at -1. Pushed above it. */
-void csock_pushfailedtask(lua_State *L, csock_Loop *loop) {
-  csock_Task *t = pushtask(L, loop);
-  t->state = CSOCK_TASK_DONE;
-  t->failed = 1;
-  lua_pushvalue(L, -2);
-  lua_setiuservalue(L, -2, 1);
+/* Ending ---------------------------------------------------------------------- */
+
+/* The error (message at -1) of a task nobody joins; taskidx: its object. */
+static void report(lua_State *L, csock_Sched *sched, int taskidx) {
+  if (sched->onerror != LUA_NOREF) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, sched->onerror);
+    lua_pushvalue(L, -2);
+    lua_pushvalue(L, taskidx);
+    if (lua_pcall(L, 2, 0, 0) == LUA_OK) return;
+    fprintf(stderr, "csock: error in onerror handler: %s\n", lua_tostring(L, -1));
+    lua_pop(L, 1);
+  }
+  if (sched->errhook) {
+    sched->errhook(L, lua_tostring(L, -1), sched->errhook_ud);
+    return;
+  }
+  fprintf(stderr, "csock: error in task: %s\n", lua_tostring(L, -1));
+  fflush(stderr);
 }
 
-static int l_spawn(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TFUNCTION);
-  csock_newtask(L, csock_getloop(L), lua_gettop(L) - 1);
+/* The error at the top of co, with where it happened, pushed on L; then
+ * co's stack is unwound (its <close> variables closed). */
+static void pusherror(lua_State *L, lua_State *co) {
+  const char *msg = lua_tostring(co, -1);
+  if (msg == NULL) msg = lua_pushfstring(co, "(error object is a %s value)", luaL_typename(co, -1));
+  luaL_traceback(L, co, msg, 0);
+  close_thread(co, L);
+}
+
+/* Lets go of a finished task's object and keeps its coroutine for reuse;
+ * an embedded task may be freed by then. */
+static void release(lua_State *L, csock_Task *t) {
+  lua_State *co = t->co;
+  csock_Sched *sched = t->sched;
+  int slot = t->slot;
+  t->co = NULL;
+  if (t->ref != LUA_NOREF) {
+    luaL_unref(L, LUA_REGISTRYINDEX, t->ref);
+    t->ref = LUA_NOREF;
+  }
+  dropthread(L, sched, co, slot); /* last: it may hold the object t lives in */
+}
+
+/* An embedded task ended: its owner is told; an error goes to onerror with
+ * a stand-in task object (a done, failed task holding the error). */
+static void finish_embedded(lua_State *L, csock_Task *t, int ok) {
+  csock_Sched *sched = t->sched;
+  if (!ok) pusherror(L, t->co);
+  t->state = CSOCK_TASK_DONE;
+  t->failed = !ok;
+  csock_engine_ref(sched->engine, -1);
+  t->ended(L, t, ok);
+  release(L, t);
+  if (!ok) {
+    csock_Task *standin = pushtask(L, sched);
+    standin->state = CSOCK_TASK_DONE;
+    standin->failed = 1;
+    lua_pushvalue(L, -2);
+    lua_setiuservalue(L, -2, 1);
+    lua_insert(L, -2);
+    report(L, sched, lua_gettop(L) - 1);
+    lua_pop(L, 2);
+  }
+}
+
+/* The task ended: keep its results (or error) for join, wake joiners. */
+static void finish(lua_State *L, csock_Task *t, int ok, int nres) {
+  if (t->ended) {
+    finish_embedded(L, t, ok);
+    return;
+  }
+  csock_Sched *sched = t->sched;
+  lua_State *co = t->co;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref); /* the task's object */
+  int taskidx = lua_gettop(L);
+  if (ok && !lua_checkstack(L, nres + 2)) { /* results that cannot be moved */
+    lua_settop(co, 0);
+    lua_pushliteral(co, "too many results to return from a task");
+    ok = 0;
+  }
+  if (ok) {
+    lua_createtable(L, nres, 1);
+    lua_xmove(co, L, nres);
+    for (int i = nres; i >= 1; i--) lua_rawseti(L, taskidx + 1, i);
+    lua_pushinteger(L, nres);
+    lua_setfield(L, -2, "n");
+  } else {
+    pusherror(L, co);
+    t->failed = 1;
+  }
+  lua_pushvalue(L, -1);
+  lua_setiuservalue(L, taskidx, 1);
+  t->state = CSOCK_TASK_DONE;
+  csock_engine_ref(sched->engine, -1);
+  int joined = t->awaited || t->joiners != NULL;
+  csock_task_wakeall(&t->joiners, CSOCK_WOKE_READY);
+  if (t->failed) { /* the error at -1 */
+    if (t->is_main) {
+      sched->main_error = luaL_ref(L, LUA_REGISTRYINDEX);
+      csock_engine_stop(sched->engine);
+    } else if (!joined) {
+      report(L, sched, taskidx);
+    }
+  }
+  release(L, t);
+  lua_settop(L, taskidx - 1);
+}
+
+/* The engine's work for a ready task: resume it. */
+static void run_task(csock_Work *w) {
+  csock_Task *t = (csock_Task *)w; /* work is the task's first member */
+  csock_Sched *sched = t->sched;
+  lua_State *L = sched->L, *co = t->co;
+  int nargs = t->nargs, nres;
+  if (nargs < 0) {
+    lua_pushinteger(co, t->wake);
+    nargs = 1;
+  }
+  t->nargs = -1;
+  t->state = CSOCK_TASK_RUNNING;
+  sched->current = t;
+  int st = lua_resume(co, L, nargs, &nres);
+  sched->current = NULL;
+  if (st == LUA_YIELD) {
+    if (nres == 1 && lua_touserdata(co, -1) == &yield_tag) {
+      lua_pop(co, 1); /* it is waiting where it said */
+      return;
+    }
+    lua_pop(co, nres);
+    lua_pushliteral(co, "coroutine.yield called directly in a csock task "
+                        "(use csock.sleep(0) to let other tasks run)");
+    st = LUA_ERRRUN;
+  }
+  finish(L, t, st == LUA_OK, nres);
+}
+
+/* The loop's driver ------------------------------------------------------------ */
+
+void csock_sched_enter(csock_Sched *sched, lua_State *L) { sched->L = L; }
+void csock_sched_leave(csock_Sched *sched) { sched->L = NULL; }
+lua_State *csock_sched_state(csock_Sched *sched) { return sched->L; }
+
+int csock_sched_mainerror(lua_State *L, csock_Sched *sched) {
+  if (sched->main_error == LUA_NOREF) return 0;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, sched->main_error);
+  luaL_unref(L, LUA_REGISTRYINDEX, sched->main_error);
+  sched->main_error = LUA_NOREF;
   return 1;
 }
 
-static csock_Task *checktask(lua_State *L, int idx) {
+void csock_sched_seterrhook(csock_Sched *sched, csock_ErrorHook hook, void *ud) {
+  sched->errhook = hook;
+  sched->errhook_ud = ud;
+}
+
+/* Task objects: their outcome ---------------------------------------------------- */
+
+csock_Task *csock_checktask(lua_State *L, int idx) {
   return (csock_Task *)luaL_checkudata(L, idx, CSOCK_TASK_MT);
 }
 
-/* The task's outcome: its results, or nil and its error. */
-static int pushoutcome(lua_State *L, int idx) {
-  csock_Task *t = checktask(L, idx);
+int csock_task_pushoutcome(lua_State *L, int idx) {
+  csock_Task *t = csock_checktask(L, idx);
   lua_getiuservalue(L, idx, 1);
   if (t->failed) {
     luaL_pushfail(L);
@@ -156,296 +379,22 @@ static int pushoutcome(lua_State *L, int idx) {
   return n;
 }
 
-/* Runs the loop until pred says stop; raises the main task's error. */
-static void drive(lua_State *L, csock_Loop *loop, csock_Task *until) {
-  csock_loop_enter(loop);
-  int r = 0;
-  while (!loop->stop && loop->alive > 0 && (until == NULL || until->state != CSOCK_TASK_DONE))
-    if ((r = csock_loop_step(L, loop, -1)) < 0) break;
-  csock_loop_leave(loop);
-  if (loop->main_error != LUA_NOREF) {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, loop->main_error);
-    luaL_unref(L, LUA_REGISTRYINDEX, loop->main_error);
-    loop->main_error = LUA_NOREF;
-    lua_error(L);
-  }
-  if (r < 0) luaL_error(L, "csock loop: %s", strerror(-r));
+void csock_sched_setonerror(lua_State *L, csock_Sched *sched) {
+  luaL_unref(L, LUA_REGISTRYINDEX, sched->onerror);
+  sched->onerror = lua_isnil(L, -1) ? (lua_pop(L, 1), LUA_NOREF) : luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
-static int l_run(lua_State *L) {
-  csock_Loop *loop = checkidle(L, "csock.run");
-  if (lua_isnoneornil(L, 1)) {
-    drive(L, loop, NULL);
-    return 0;
-  }
-  luaL_checktype(L, 1, LUA_TFUNCTION);
-  csock_Task *t = csock_newtask(L, loop, lua_gettop(L) - 1);
-  t->is_main = 1;
-  drive(L, loop, NULL);
-  if (t->state != CSOCK_TASK_DONE) return 0; /* stopped early */
-  return pushoutcome(L, lua_gettop(L));
-}
-
-static int l_step(lua_State *L) {
-  csock_Loop *loop = checkidle(L, "csock.step");
-  int64_t timeout = lua_isnoneornil(L, 1) ? 0 : checkseconds(L, 1);
-  csock_loop_enter(loop);
-  int r = csock_loop_step(L, loop, timeout);
-  csock_loop_leave(loop);
-  if (r < 0) return csock_oserror(L, r);
-  lua_pushboolean(L, loop->alive > 0);
-  return 1;
-}
-
-static int l_stop(lua_State *L) {
-  csock_getloop(L)->stop = 1;
-  return 0;
-}
-
-static int join_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status;
-  (void)ctx;
-  lua_pop(L, 1); /* the wake code: a joined task only ends */
-  return pushoutcome(L, 1);
-}
-
-static int t_join(lua_State *L) {
-  csock_Task *t = checktask(L, 1);
-  lua_settop(L, 1);
-  if (t->state == CSOCK_TASK_DONE) return pushoutcome(L, 1);
-  csock_Task *me = csock_current(t->loop, L);
-  if (me == t) return luaL_error(L, "a task cannot join itself");
-  if (me != NULL) {
-    csock_waitin(me, &t->u.joiners);
-    return csock_suspend(L, me, -1, 0, join_k);
-  }
-  t->awaited = 1;
-  drive(L, checkidle(L, "task:join"), t);
-  t->awaited = 0;
-  if (t->state != CSOCK_TASK_DONE) return csock_fail(L, "stopped");
-  return pushoutcome(L, 1);
-}
-
-static int t_status(lua_State *L) {
-  static const char *const names[] = {"ready", "running", "waiting", "done"};
-  csock_Task *t = checktask(L, 1);
-  lua_pushstring(L, t->state == CSOCK_TASK_DONE && t->failed ? "failed" : names[t->state]);
-  return 1;
-}
-
-static int t_tostring(lua_State *L) {
-  csock_Task *t = checktask(L, 1);
-  lua_pushfstring(L, "%s (%p)", CSOCK_TASK_MT, (void *)t);
-  return 1;
-}
-
-static int sleep_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status;
-  (void)ctx;
-  lua_pop(L, 1);
-  return 0;
-}
-
-static int l_sleep(lua_State *L) {
-  int64_t ns = checkseconds(L, 1);
-  csock_Loop *loop = csock_getloop(L);
-  csock_Task *t = csock_current(loop, L);
-  int64_t deadline = csock_sys_now() + ns;
-  if (t != NULL) {
-    csock_waitin(t, NULL);
-    return csock_suspend(L, t, deadline, 0, sleep_k);
-  }
-  csock_sys_sleep_until(deadline);
-  return 0;
-}
-
-static int l_onerror(lua_State *L) {
-  csock_Loop *loop = csock_getloop(L);
-  if (!lua_isnil(L, 1)) luaL_checktype(L, 1, LUA_TFUNCTION);
-  luaL_unref(L, LUA_REGISTRYINDEX, loop->onerror);
-  lua_settop(L, 1);
-  loop->onerror = lua_isnil(L, 1) ? LUA_NOREF : luaL_ref(L, LUA_REGISTRYINDEX);
-  return 0;
-}
-
-static int l_pollfd(lua_State *L) {
-  csock_Loop *loop = csock_getloop(L);
-  if (csock_loop_poller(loop) == NULL) return csock_oserror(L, errno);
-  int fd = loop->ops->fd(loop->poller);
-  if (fd < 0) return csock_fail(L, "this poll backend has no pollable fd");
-  lua_pushinteger(L, fd);
-  return 1;
-}
-
-/* Seconds until the loop needs a step even without fd activity, or nil:
- * for a host loop in Lua that watches csock.pollfd(). */
-static int l_nexttimeout(lua_State *L) {
-  int64_t ns = csock_loop_timeout(csock_getloop(L));
-  if (ns < 0) return 0;
-  lua_pushnumber(L, (lua_Number)ns / 1e9);
-  return 1;
-}
-
-static int l_backend(lua_State *L) {
-  lua_pushstring(L, csock_getloop(L)->ops->name);
-  return 1;
-}
-
-/* Timers ------------------------------------------------------------------ */
-
-typedef struct Timer {
-  csock_HeapNode node; /* first: the loop finds the timer from it */
-  int64_t interval;    /* 0: fires once */
-  int ref;             /* registry ref while set */
-  csock_Loop *loop;
-} Timer;
-
-void csock_fire_timer(lua_State *L, csock_Loop *loop, csock_HeapNode *node) {
-  Timer *tm = (Timer *)node;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, tm->ref); /* the timer */
-  lua_getiuservalue(L, -1, 1);               /* its function */
-  lua_insert(L, -2);
-  if (tm->interval > 0) {
-    csock_heap_set(&loop->heap, node, csock_sys_now() + tm->interval);
-  } else {
-    luaL_unref(L, LUA_REGISTRYINDEX, tm->ref);
-    tm->ref = LUA_NOREF;
-    loop->alive--;
-  }
-  csock_newtask(L, loop, 1); /* fn(timer), as a task of its own */
-  lua_pop(L, 1);
-}
-
-static int l_timer(lua_State *L) {
-  int64_t after = checkseconds(L, 1);
-  luaL_checktype(L, 2, LUA_TFUNCTION);
-  int64_t every = 0;
-  if (!lua_isnoneornil(L, 3)) {
-    every = checkseconds(L, 3);
-    luaL_argcheck(L, lua_tonumber(L, 3) > 0, 3, "repeat interval must be positive");
-    if (every == 0) every = 1; /* below a nanosecond: as often as the loop turns */
-  }
-  csock_Loop *loop = csock_getloop(L);
-  Timer *tm = (Timer *)lua_newuserdatauv(L, sizeof *tm, 1);
-  memset(tm, 0, sizeof *tm);
-  tm->node.index = -1;
-  tm->node.kind = CSOCK_HEAP_TIMER;
-  tm->interval = every;
-  tm->loop = loop;
-  luaL_setmetatable(L, CSOCK_TIMER_MT);
-  lua_pushvalue(L, 2);
-  lua_setiuservalue(L, -2, 1);
-  tm->ref = LUA_NOREF;
-  if (csock_heap_set(&loop->heap, &tm->node, csock_sys_now() + after) < 0)
-    return luaL_error(L, "not enough memory");
-  lua_pushvalue(L, -1);
-  tm->ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  loop->alive++;
-  return 1;
-}
-
-static int tm_cancel(lua_State *L) {
-  Timer *tm = (Timer *)luaL_checkudata(L, 1, CSOCK_TIMER_MT);
-  if (tm->ref != LUA_NOREF) {
-    csock_heap_remove(&tm->loop->heap, &tm->node);
-    luaL_unref(L, LUA_REGISTRYINDEX, tm->ref);
-    tm->ref = LUA_NOREF;
-    tm->loop->alive--;
-  }
-  lua_pushboolean(L, 1);
-  return 1;
-}
-
-static int tm_active(lua_State *L) {
-  Timer *tm = (Timer *)luaL_checkudata(L, 1, CSOCK_TIMER_MT);
-  lua_pushboolean(L, tm->ref != LUA_NOREF);
-  return 1;
-}
-
-/* Conditions -------------------------------------------------------------- */
-
-static int l_cond(lua_State *L) {
-  Cond *c = (Cond *)lua_newuserdatauv(L, sizeof *c, 0);
-  c->waiters = NULL;
-  luaL_setmetatable(L, CSOCK_COND_MT);
-  return 1;
-}
-
-static int cond_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status;
-  (void)ctx;
-  int how = (int)lua_tointeger(L, -1);
-  lua_pop(L, 1);
-  if (how == CSOCK_WOKE_TIMEOUT) return csock_timeout(L);
-  lua_pushboolean(L, 1);
-  return 1;
-}
-
-static int cond_wait(lua_State *L) {
-  Cond *c = (Cond *)luaL_checkudata(L, 1, CSOCK_COND_MT);
-  int64_t ns = lua_isnoneornil(L, 2) ? -1 : checkseconds(L, 2);
-  int64_t deadline = ns < 0 ? -1 : csock_sys_now() + ns;
-  csock_Task *t = csock_current(csock_getloop(L), L);
-  if (t == NULL) return luaL_error(L, "cond:wait outside a task (nothing could signal it)");
-  lua_settop(L, 1);
-  csock_waitin(t, &c->waiters);
-  return csock_suspend(L, t, deadline, 0, cond_k);
-}
-
-static int cond_signal(lua_State *L) {
-  Cond *c = (Cond *)luaL_checkudata(L, 1, CSOCK_COND_MT);
-  int all = lua_toboolean(L, 2);
-  int woke = 0;
-  while ((all || woke == 0) && csock_wakeone(&c->waiters, CSOCK_WOKE_READY)) woke++;
-  lua_pushinteger(L, woke);
-  return 1;
-}
-
-static int cond_broadcast(lua_State *L) {
-  lua_settop(L, 1);
-  lua_pushboolean(L, 1);
-  return cond_signal(L);
-}
-
-/* Registration ------------------------------------------------------------ */
-
-static const luaL_Reg functions[] = {
-  {"spawn", l_spawn},   {"run", l_run},         {"step", l_step},
-  {"stop", l_stop},     {"sleep", l_sleep},     {"timer", l_timer},
-  {"onerror", l_onerror}, {"pollfd", l_pollfd}, {"backend", l_backend},
-  {"cond", l_cond},     {"nexttimeout", l_nexttimeout},
-  {NULL, NULL},
-};
-
-static void newclass(lua_State *L, const char *name, const luaL_Reg *methods) {
-  luaL_newmetatable(L, name);
+csock_Sched *csock_sched_new(lua_State *L, csock_Engine *engine) {
+  csock_Sched *sched = csock_getsched(L);
+  if (sched != NULL) return sched;
+  sched = (csock_Sched *)lua_newuserdatauv(L, sizeof *sched, 0);
+  memset(sched, 0, offsetof(csock_Sched, spare));
+  sched->engine = engine;
+  sched->main_error = sched->onerror = LUA_NOREF;
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &sched_key);
+  luaL_newmetatable(L, CSOCK_TASK_MT);
+  sched->task_mt = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_newtable(L);
-  luaL_setfuncs(L, methods, 0);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
-}
-
-/* Expects the module table at -2 and the methods table at -1. */
-void csock_open_tasks(lua_State *L) {
-  static const luaL_Reg task_methods[] = {{"join", t_join}, {"status", t_status}, {NULL, NULL}};
-  static const luaL_Reg timer_methods[] = {{"cancel", tm_cancel}, {"active", tm_active}, {NULL, NULL}};
-  static const luaL_Reg cond_methods[] = {
-    {"wait", cond_wait}, {"signal", cond_signal}, {"broadcast", cond_broadcast}, {NULL, NULL}};
-  newclass(L, CSOCK_TASK_MT, task_methods);
-  luaL_getmetatable(L, CSOCK_TASK_MT);
-  lua_pushcfunction(L, t_tostring);
-  lua_setfield(L, -2, "__tostring");
-  csock_Loop *loop = csock_getloop(L);
-  if (loop->task_mt == LUA_NOREF) {
-    loop->task_mt = luaL_ref(L, LUA_REGISTRYINDEX);
-    lua_newtable(L);
-    loop->threads = luaL_ref(L, LUA_REGISTRYINDEX);
-  } else {
-    lua_pop(L, 1);
-  }
-  newclass(L, CSOCK_TIMER_MT, timer_methods);
-  newclass(L, CSOCK_COND_MT, cond_methods);
-  lua_pushvalue(L, -2);
-  luaL_setfuncs(L, functions, 0);
-  lua_pop(L, 1);
+  sched->threads = luaL_ref(L, LUA_REGISTRYINDEX);
+  return sched;
 }

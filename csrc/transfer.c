@@ -1,31 +1,24 @@
 /*
  * The operations that may have to wait: connect, accept, send, recv,
- * sendto, recvfrom. Each has one shape: try the syscall; when the kernel
- * says "not yet", csock_wait (block, or later yield and come back through
- * the _k continuation) and try again.
+ * sendto, recvfrom. Each has one shape: try the call; when the kernel
+ * says "not yet", csock_wait (block, or yield and come back through the
+ * _k continuation) and try again.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 
-#include "loop.h"
+#include "core.h"
 
 #define RECV_DEFAULT 65536 /* recv() and chunks() without a size */
-
-/* Optional byte count argument: checked, never wrapped. */
-static size_t checkcount(lua_State *L, int idx, lua_Integer def) {
-  lua_Integer n = luaL_optinteger(L, idx, def);
-  luaL_argcheck(L, n >= 0, idx, "count must not be negative");
-  return (size_t)n;
-}
 
 static int connect_k(lua_State *L, int status, lua_KContext ctx) {
   (void)ctx;
   int r;
-  if (status == LUA_YIELD && (r = csock_resumed(L, csock_waitedsocket(L)))) return r;
-  csock_Socket *s = csock_checksocket(L, 1);
+  csock_Socket *s = csock_keptsocket(L, 1);
+  if (status == LUA_YIELD && (r = csock_resumed(L, s))) return r;
   if (status != LUA_YIELD && (r = csock_wait(L, s, CSOCK_DIR_WRITE, 0, connect_k))) return r;
-  return csock_result(L, csock_sys_connect_result(s->fd));
+  return csock_result(L, csock_sys_connect_result(s->io.fd));
 }
 
 /* A unix listener with a full backlog answers EAGAIN, and nothing signals
@@ -33,12 +26,12 @@ static int connect_k(lua_State *L, int status, lua_KContext ctx) {
  * until the deadline. Stack: 1 socket, 2 the address bytes. */
 static int unix_retry_k(lua_State *L, int status, lua_KContext pause_ms) {
   int r;
-  if (status == LUA_YIELD && (r = csock_resumed(L, csock_waitedsocket(L)))) return r; /* after a pause */
-  csock_Socket *s = csock_checksocket(L, 1);
+  csock_Socket *s = csock_keptsocket(L, 1);
+  if (status == LUA_YIELD && (r = csock_resumed(L, s))) return r; /* after a pause */
   size_t len;
   const char *sa = lua_tolstring(L, 2, &len);
   for (;;) {
-    r = csock_sys_connect(s->fd, (const struct sockaddr *)sa, (socklen_t)len);
+    r = csock_sys_connect(s->io.fd, (const struct sockaddr *)sa, (socklen_t)len);
     if (r == -EINPROGRESS) {
       lua_settop(L, 1);
       return connect_k(L, LUA_OK, 0);
@@ -49,10 +42,10 @@ static int unix_retry_k(lua_State *L, int status, lua_KContext pause_ms) {
     int64_t wake = now + (int64_t)pause_ms * 1000000;
     if (deadline >= 0 && wake > deadline) wake = deadline;
     pause_ms = pause_ms * 2 > 50 ? 50 : pause_ms * 2;
-    csock_Task *t = csock_current(s->loop, L);
+    csock_Task *t = csock_task_current(s->net->sched, L);
     if (t != NULL) {
-      csock_waitin(t, NULL);
-      return csock_suspend(L, t, wake, pause_ms, unix_retry_k);
+      csock_task_waitin(t, NULL);
+      return csock_task_suspend(L, t, wake, pause_ms, unix_retry_k);
     }
     csock_sys_sleep_until(wake);
   }
@@ -61,7 +54,8 @@ static int unix_retry_k(lua_State *L, int status, lua_KContext pause_ms) {
 /* The operation's deadline was set (csock_begin) before any lookup: one
  * timeout covers the name and the connection. */
 static int start_connect(lua_State *L, csock_Socket *s, const csock_Addr *a) {
-  int r = csock_sys_connect(s->fd, (const struct sockaddr *)&a->ss, a->len);
+  if (!csock_isopen(s)) return csock_closed(L); /* by another task, during a lookup */
+  int r = csock_sys_connect(s->io.fd, (const struct sockaddr *)&a->ss, a->len);
   if (r == -EAGAIN && s->family == AF_UNIX) {
     lua_settop(L, 1);
     lua_pushlstring(L, (const char *)&a->ss, a->len);
@@ -77,7 +71,7 @@ static int connect_resolved_k(lua_State *L, int status, lua_KContext ctx) {
   csock_Addr a;
   int n = csock_getaddr_resumed(L, ctx, &a);
   if (n) return n;
-  return start_connect(L, csock_checksocket(L, 1), &a);
+  return start_connect(L, csock_keptsocket(L, 1), &a);
 }
 
 static int l_connect(lua_State *L) {
@@ -93,15 +87,15 @@ static int l_connect(lua_State *L) {
 static int accept_k(lua_State *L, int status, lua_KContext ctx) {
   (void)ctx;
   int r;
-  if (status == LUA_YIELD && (r = csock_resumed(L, csock_waitedsocket(L)))) return r;
-  csock_Socket *s = csock_checksocket(L, 1);
+  csock_Socket *s = csock_keptsocket(L, 1);
+  if (status == LUA_YIELD && (r = csock_resumed(L, s))) return r;
   for (;;) {
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
-    int fd = csock_sys_accept(s->fd, (struct sockaddr *)&ss, &len);
+    int fd = csock_sys_accept(s->io.fd, (struct sockaddr *)&ss, &len);
     if (fd >= 0) {
-      csock_Socket *c = (csock_Socket *)lua_touserdata(L, 2);
-      c->fd = fd;
+      csock_Socket *c = csock_keptsocket(L, 2);
+      c->io.fd = fd;
       c->lingers = s->lingers; /* SO_LINGER is inherited */
       return 1 + csock_pushaddr(L, (struct sockaddr *)&ss, len);
     }
@@ -115,7 +109,7 @@ static int accept_k(lua_State *L, int status, lua_KContext ctx) {
 static int l_accept(lua_State *L) {
   csock_Socket *s = csock_checksocket(L, 1);
   lua_settop(L, 1);
-  csock_newsocket(L, -1, s->family, s->type);
+  csock_newsocket(L, s->net, s->family, s->type, 0);
   csock_begin(s, CSOCK_DIR_READ);
   return accept_k(L, LUA_OK, 0);
 }
@@ -136,15 +130,15 @@ static void byterange(lua_State *L, int idx, size_t len, size_t *from, size_t *c
 static int send_k(lua_State *L, int status, lua_KContext ctx) {
   (void)ctx;
   int r;
-  if (status == LUA_YIELD && (r = csock_resumed(L, csock_waitedsocket(L)))) return r;
-  csock_Socket *s = csock_checksocket(L, 1);
+  csock_Socket *s = csock_keptsocket(L, 1);
+  if (status == LUA_YIELD && (r = csock_resumed(L, s))) return r;
   size_t len, from, count;
-  const char *data = luaL_checklstring(L, 2, &len);
+  const char *data = lua_tolstring(L, 2, &len);
   byterange(L, 3, len, &from, &count);
   for (;;) {
     /* Output a task queued with write() goes first: bytes keep their order. */
-    ssize_t n = csock_buf_len(&s->out) > 0 ? csock_flushnow(s) : 0;
-    if (n == 0) n = csock_sys_send(s->fd, data + from, count);
+    ssize_t n = csock_buf_len(&s->out) > 0 ? csock_output_flushnow(s) : 0;
+    if (n == 0) n = s->tp->send(s, data + from, count);
     if (n >= 0) {
       lua_pushinteger(L, n);
       return 1;
@@ -165,18 +159,15 @@ static int l_send(lua_State *L) {
 static int recv_k(lua_State *L, int status, lua_KContext ctx) {
   (void)ctx;
   int r;
-  if (status == LUA_YIELD && (r = csock_resumed(L, csock_waitedsocket(L)))) return r;
-  csock_Socket *s = csock_checksocket(L, 1);
+  csock_Socket *s = csock_keptsocket(L, 1);
+  if (status == LUA_YIELD && (r = csock_resumed(L, s))) return r;
   size_t want = (size_t)lua_tointeger(L, 2);
-  if (status == LUA_YIELD) s->drained = 0;
-  else if (s->drained && (r = csock_wait(L, s, CSOCK_DIR_READ, 0, recv_k))) return r;
   if (want > CSOCK_SCRATCH) want = CSOCK_SCRATCH;
   for (;;) {
     char *owned, *p = csock_recvspace(s, want, &owned);
     if (p == NULL) return csock_oserror(L, ENOMEM);
-    ssize_t n = csock_sys_recv(s->fd, p, want);
+    ssize_t n = s->tp->recv(s, p, want);
     if (n > 0 || (n == 0 && (s->type == SOCK_DGRAM || want == 0))) {
-      s->drained = (size_t)n < want && s->type == SOCK_STREAM && !s->hup;
       lua_pushlstring(L, p, (size_t)n);
       free(owned);
       return 1;
@@ -190,7 +181,7 @@ static int recv_k(lua_State *L, int status, lua_KContext ctx) {
 
 static int l_recv(lua_State *L) {
   csock_Socket *s = csock_checksocket(L, 1);
-  size_t want = checkcount(L, 2, RECV_DEFAULT);
+  size_t want = csock_optcount(L, 2, RECV_DEFAULT);
   size_t buffered = csock_buf_len(&s->in);
   if (want == 0 && s->type == SOCK_STREAM) { /* nothing asked: nothing to wait for */
     lua_pushliteral(L, "");
@@ -220,7 +211,7 @@ static int chunks_next(lua_State *L) {
 
 static int l_chunks(lua_State *L) {
   csock_checksocket(L, 1);
-  size_t n = checkcount(L, 2, RECV_DEFAULT);
+  size_t n = csock_optcount(L, 2, RECV_DEFAULT);
   luaL_argcheck(L, n > 0, 2, "chunk size must be positive");
   lua_settop(L, 1);
   lua_pushinteger(L, (lua_Integer)n);
@@ -232,13 +223,13 @@ static int l_chunks(lua_State *L) {
 static int sendto_k(lua_State *L, int status, lua_KContext ctx) {
   (void)ctx;
   int r;
-  if (status == LUA_YIELD && (r = csock_resumed(L, csock_waitedsocket(L)))) return r;
-  csock_Socket *s = csock_checksocket(L, 1);
+  csock_Socket *s = csock_keptsocket(L, 1);
+  if (status == LUA_YIELD && (r = csock_resumed(L, s))) return r;
   size_t len, salen;
   const char *data = lua_tolstring(L, 2, &len);
   const struct sockaddr *sa = (const struct sockaddr *)lua_tolstring(L, 3, &salen);
   for (;;) {
-    ssize_t n = csock_sys_sendto(s->fd, data, len, sa, (socklen_t)salen);
+    ssize_t n = s->tp->sendto(s, data, len, sa, (socklen_t)salen);
     if (n >= 0) {
       lua_pushinteger(L, n);
       return 1;
@@ -249,7 +240,7 @@ static int sendto_k(lua_State *L, int status, lua_KContext ctx) {
 }
 
 static int start_sendto(lua_State *L, csock_Socket *s, const csock_Addr *a) {
-  (void)s;
+  if (!csock_isopen(s)) return csock_closed(L); /* by another task, during a lookup */
   lua_settop(L, 2);
   lua_pushlstring(L, (const char *)&a->ss, a->len);
   return sendto_k(L, LUA_OK, 0);
@@ -260,7 +251,7 @@ static int sendto_resolved_k(lua_State *L, int status, lua_KContext ctx) {
   csock_Addr a;
   int n = csock_getaddr_resumed(L, ctx, &a);
   if (n) return n;
-  return start_sendto(L, csock_checksocket(L, 1), &a);
+  return start_sendto(L, csock_keptsocket(L, 1), &a);
 }
 
 static int l_sendto(lua_State *L) {
@@ -276,8 +267,8 @@ static int l_sendto(lua_State *L) {
 static int recvfrom_k(lua_State *L, int status, lua_KContext ctx) {
   (void)ctx;
   int r;
-  if (status == LUA_YIELD && (r = csock_resumed(L, csock_waitedsocket(L)))) return r;
-  csock_Socket *s = csock_checksocket(L, 1);
+  csock_Socket *s = csock_keptsocket(L, 1);
+  if (status == LUA_YIELD && (r = csock_resumed(L, s))) return r;
   size_t want = (size_t)lua_tointeger(L, 2);
   if (want > CSOCK_SCRATCH) want = CSOCK_SCRATCH;
   for (;;) {
@@ -285,7 +276,7 @@ static int recvfrom_k(lua_State *L, int status, lua_KContext ctx) {
     socklen_t sslen = sizeof ss;
     char *owned, *p = csock_recvspace(s, want, &owned);
     if (p == NULL) return csock_oserror(L, ENOMEM);
-    ssize_t n = csock_sys_recvfrom(s->fd, p, want, (struct sockaddr *)&ss, &sslen);
+    ssize_t n = s->tp->recvfrom(s, p, want, (struct sockaddr *)&ss, &sslen);
     if (n >= 0) lua_pushlstring(L, p, (size_t)n);
     free(owned);
     if (n == 0 && s->type == SOCK_STREAM && want > 0) return csock_closed(L);
@@ -300,7 +291,7 @@ static int recvfrom_k(lua_State *L, int status, lua_KContext ctx) {
 
 static int l_recvfrom(lua_State *L) {
   csock_Socket *s = csock_checksocket(L, 1);
-  size_t want = checkcount(L, 2, RECV_DEFAULT);
+  size_t want = csock_optcount(L, 2, RECV_DEFAULT);
   lua_settop(L, 1);
   lua_pushinteger(L, (lua_Integer)want);
   csock_begin(s, CSOCK_DIR_READ);
@@ -318,7 +309,6 @@ static const luaL_Reg methods[] = {
   {NULL, NULL},
 };
 
-/* Expects the module table at -2 and the methods table at -1. */
 void csock_open_transfer(lua_State *L) {
   luaL_setfuncs(L, methods, 0);
 }

@@ -1,5 +1,5 @@
 /*
- * libFuzzer harness for address parsing and formatting (csrc/addr.c):
+ * libFuzzer harness for address parsing and formatting (csrc/sockaddr.c):
  * arbitrary text as a literal host in every family, and as a unix path.
  * What parses must format back to text that parses to the same address;
  * nothing may overrun a buffer; over-long paths are refused, never cut.
@@ -11,7 +11,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
-#include "addr.h"
+#include "sockaddr.h"
 
 #define CHECK(c) do { if (!(c)) abort(); } while (0)
 

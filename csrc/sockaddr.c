@@ -1,6 +1,6 @@
-/* Socket addresses (see addr.h). No Lua here. */
+/* Socket addresses (see sockaddr.h). No Lua here. */
 #define _GNU_SOURCE
-#include "addr.h"
+#include "sockaddr.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

@@ -2,8 +2,8 @@
  * Socket addresses: resolving "host", port into sockaddrs, unix paths, and
  * turning sockaddrs back into text. Lua-free.
  */
-#ifndef CSOCK_ADDR_H
-#define CSOCK_ADDR_H
+#ifndef CSOCK_SOCKADDR_H
+#define CSOCK_SOCKADDR_H
 
 #include <sys/socket.h>
 
