@@ -95,6 +95,7 @@ static int giveback(csock_Socket *s) {
 
 /* One recv into the buffer: bytes read, 0 at EOF, or -errno. */
 static ssize_t fill(csock_Socket *s, size_t want) {
+  if (s->drained) return -EAGAIN; /* before borrowing for nothing */
   borrow(s);
   if (s->borrowed && s->in.cap - s->in.end < want && giveback(s) < 0) return -ENOMEM;
   size_t avail = s->in.cap - s->in.end;

@@ -21,6 +21,7 @@ void csock_engine_close(csock_Engine *e) {
   run_hooks(e, CSOCK_HOOK_CLOSE); /* newest first: a client goes before what it uses */
   if (e->poller) e->ops->destroy(e->poller);
   e->poller = NULL;
+  for (int i = 0; i < e->heap.n; i++) e->heap.nodes[i]->index = -1; /* unset, for who cancels later */
   csock_heap_free(&e->heap);
   e->ready = NULL;
   e->ready_tail = &e->ready;
@@ -42,14 +43,9 @@ int csock_engine_pollfd(csock_Engine *e) {
   return csock_engine_poller(e) ? e->ops->fd(e->poller) : -1;
 }
 
-int csock_engine_watch(csock_Engine *e, csock_Io *io, int want) {
+int csock_engine_watch_slow(csock_Engine *e, csock_Io *io, int want) {
   if (csock_engine_poller(e) == NULL) return -errno;
   return e->ops->watch(e->poller, io, want);
-}
-
-void csock_engine_forget(csock_Engine *e, csock_Io *io) {
-  if (io->watched && e->poller) e->ops->forget(e->poller, io);
-  io->watched = 0;
 }
 
 int csock_engine_settimer(csock_Engine *e, csock_Timer *t, int64_t when) {
@@ -57,16 +53,6 @@ int csock_engine_settimer(csock_Engine *e, csock_Timer *t, int64_t when) {
   return csock_heap_set(&e->heap, &t->node, when);
 }
 
-void csock_engine_canceltimer(csock_Engine *e, csock_Timer *t) {
-  if (!e->closed) csock_heap_remove(&e->heap, &t->node);
-  t->node.index = -1;
-}
-
-void csock_engine_queue(csock_Engine *e, csock_Work *w) {
-  w->next = NULL;
-  *e->ready_tail = w;
-  e->ready_tail = &w->next;
-}
 
 void csock_engine_hook(csock_Engine *e, csock_Hook *h, int phases, void (*fn)(csock_Hook *, int)) {
   h->phases = phases;

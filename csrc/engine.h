@@ -90,9 +90,15 @@ csock_Poller *csock_engine_poller(csock_Engine *e);
 int csock_engine_pollfd(csock_Engine *e);
 
 /* Makes io reported for (at least) `want`, 0 for nothing: 0 or -errno. */
-int csock_engine_watch(csock_Engine *e, csock_Io *io, int want);
+int csock_engine_watch_slow(csock_Engine *e, csock_Io *io, int want);
+static inline int csock_engine_watch(csock_Engine *e, csock_Io *io, int want) {
+  return e->poller ? e->ops->watch(e->poller, io, want) : csock_engine_watch_slow(e, io, want);
+}
 /* Drops io from the poller; call before its fd is closed. */
-void csock_engine_forget(csock_Engine *e, csock_Io *io);
+static inline void csock_engine_forget(csock_Engine *e, csock_Io *io) {
+  if (io->watched && e->poller) e->ops->forget(e->poller, io);
+  io->watched = 0;
+}
 
 static inline void csock_timer_init(csock_Timer *t, void (*fire)(csock_Timer *)) {
   t->node.index = -1;
@@ -101,10 +107,16 @@ static inline void csock_timer_init(csock_Timer *t, void (*fire)(csock_Timer *))
 static inline int csock_timer_active(const csock_Timer *t) { return t->node.index >= 0; }
 /* Sets (or moves) t to fire at `when`: 0, or -ENOMEM (t is then unset). */
 int csock_engine_settimer(csock_Engine *e, csock_Timer *t, int64_t when);
-void csock_engine_canceltimer(csock_Engine *e, csock_Timer *t);
+static inline void csock_engine_canceltimer(csock_Engine *e, csock_Timer *t) {
+  if (t->node.index >= 0) csock_heap_remove(&e->heap, &t->node); /* close unsets them all */
+}
 
 /* Queues w to run at this turn's end (FIFO); w must not be queued already. */
-void csock_engine_queue(csock_Engine *e, csock_Work *w);
+static inline void csock_engine_queue(csock_Engine *e, csock_Work *w) {
+  w->next = NULL;
+  *e->ready_tail = w;
+  e->ready_tail = &w->next;
+}
 
 /* Adds h, to be called with each of `phases` (a mask of CSOCK_HOOK_*).
  * Hooks are never removed: teardown ends them. */

@@ -43,7 +43,7 @@ typedef struct csock_Socket {
   uint8_t type;          /* SOCK_STREAM, SOCK_DGRAM */
   /* Flags, packed: ten thousand idle connections are ten thousand sockets. */
   unsigned eof : 1;      /* the buffered reader saw the peer's end of stream */
-  unsigned drained : 1;  /* a short read emptied the kernel's queue: wait before the next recv */
+  unsigned drained : 1;  /* the transport knows a recv would say EAGAIN: wait for readiness first */
   unsigned hup : 1;      /* the engine saw the peer hang up (or an error): a short read proves nothing */
   unsigned borrowed : 1; /* `in` is the scratch space for the length of one read call */
   unsigned lingers : 1;  /* SO_LINGER set with a time: close(2) would block */
