@@ -4,10 +4,6 @@
 local csock = require "csock"
 local H = require "helper"
 
-local disarm
-before_each(function() disarm = H.watchdog() end)
-after_each(function() disarm() end)
-
 local NaN = 0 / 0
 local LONG_PATH = "/tmp/" .. string.rep("x", 200) -- sun_path holds 108 bytes
 

@@ -12,13 +12,6 @@
 local csock = require "csock"
 local H = require "helper"
 
-local disarm
-before_each(function() disarm = H.watchdog() end)
-after_each(function()
-  csock.onerror(nil)
-  disarm()
-end)
-
 local E = csock.errno
 local NaN, INF = 0 / 0, math.huge
 local BIG = 2 ^ 53                      -- a float holding an integer

@@ -3,10 +3,6 @@
 local csock = require "csock"
 local H = require "helper"
 
-local disarm
-before_each(function() disarm = H.watchdog() end)
-after_each(function() disarm() end)
-
 local function timeout_result()
   return { n = 3, nil, "timeout", csock.errno.ETIMEDOUT }
 end

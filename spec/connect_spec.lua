@@ -3,10 +3,6 @@
 local csock = require "csock"
 local H = require "helper"
 
-local disarm
-before_each(function() disarm = H.watchdog() end)
-after_each(function() disarm() end)
-
 local function listener(family, host)
   local l = csock.socket(family or "inet")
   l:settimeout(H.TIMEOUT)

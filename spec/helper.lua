@@ -1,11 +1,20 @@
--- spec/helper.lua: small helpers shared by the csock specs (require "helper").
+-- spec/helper.lua: small helpers shared by the csock specs (require "helper"), and by the
+-- child processes they start (H.spawn_peer's chunks can `require "helper"` too).
 --
 -- Deadlines: a blocking call cannot be interrupted from Lua, so
 --   * every socket the helpers make gets a timeout (H.TIMEOUT seconds),
---   * H.watchdog() arms a per-test killer process (see before_each in each spec),
+--   * every test runs under a watchdog, a killer process armed before the test and
+--     disarmed after it. spec/setup.lua (busted's helper script, named in .busted) does
+--     that for every test of every file: a spec file writes nothing for it, and asks for a
+--     longer deadline with H.deadline(seconds) (see there),
 --   * anything that needs a concurrent peer runs it as a child process under
 --     `timeout`, via H.spawn_peer.
-local csock = require "csock"
+--
+-- csock is looked up when a helper runs, not bound when this module loads: busted runs each
+-- spec file insulated (what the file requires is unloaded after it), while this module is
+-- loaded once for the whole run by spec/setup.lua; so each file's helpers use the csock
+-- that file required, as its own code does.
+local csock = setmetatable({}, { __index = function(_, k) return require("csock")[k] end })
 
 local H = {}
 
@@ -37,7 +46,7 @@ end
 -- Arms a process that kills this Lua process (busted) after `seconds`, with a
 -- message on stderr. Returns a function that disarms it. The watchdog runs in
 -- its own process group (setsid), so disarming ends its `sleep` too.
-function H.watchdog(seconds)
+local function watchdog(seconds)
   seconds = seconds or H.TEST_DEADLINE
   local script = string.format(
     "echo $$; exec >/dev/null; sleep %d; " ..
@@ -50,6 +59,29 @@ function H.watchdog(seconds)
     if pgid then os.execute("kill -- -" .. pgid .. " 2>/dev/null") end
     pgid = nil
   end
+end
+
+-- The test's watchdog: H.arm_watchdog(seconds) disarms the one armed (if any) and arms a
+-- new one, for `seconds` (H.TEST_DEADLINE if nil); H.disarm_watchdog() disarms it.
+-- spec/setup.lua calls them around every test; spec files use H.deadline instead.
+local disarm_current
+function H.disarm_watchdog()
+  if disarm_current then disarm_current() end
+  disarm_current = nil
+end
+function H.arm_watchdog(seconds)
+  H.disarm_watchdog()
+  disarm_current = watchdog(seconds)
+end
+
+-- A longer (or shorter) deadline than H.TEST_DEADLINE for every test of the block being
+-- defined: call it in a spec file's main chunk (the whole file) or in a describe's body
+-- (that describe, nested ones included). It adds a before_each there that re-arms the
+-- watchdog with `seconds`; the innermost call wins, as its before_each runs last.
+--   H.deadline(300)  -- at the top of a file: each of its tests may run 300 s
+function H.deadline(seconds)
+  assert(math.type(seconds) == "integer" and seconds > 0, "H.deadline: seconds must be a positive integer")
+  require("busted").before_each(function() H.arm_watchdog(seconds) end)
 end
 
 -- Monotonic time, and how long fn(...) took: elapsed, then a table.pack of its results.

@@ -12,10 +12,7 @@ local DEADLINE = 20 -- seconds `timeout` gives any child (then SIGTERM, and SIGK
 -- Files the tests write, removed after each test.
 local made = {}
 
-local disarm
-before_each(function() disarm = H.watchdog() end)
 after_each(function()
-  disarm()
   for _, path in ipairs(made) do os.remove(path) end
   made = {}
 end)

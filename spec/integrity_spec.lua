@@ -16,12 +16,7 @@
 local csock = require "csock"
 local H = require "helper"
 
-local disarm
-before_each(function() disarm = H.watchdog(120) end)
-after_each(function()
-  csock.onerror(nil)
-  disarm()
-end)
+H.deadline(120) -- its test moves 1,000 x 1 MiB each way: more than H.TEST_DEADLINE allows
 
 local MiB = 1048576
 local UNDER_VALGRIND = (os.getenv("LD_PRELOAD") or ""):find("vgpreload", 1, true) ~= nil

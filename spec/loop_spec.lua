@@ -8,13 +8,6 @@
 local csock = require "csock"
 local H = require "helper"
 
-local disarm
-before_each(function() disarm = H.watchdog() end)
-after_each(function()
-  csock.onerror(nil)
-  disarm()
-end)
-
 local ETIMEDOUT = csock.errno.ETIMEDOUT
 
 -- One turn of the loop with nothing to do: false means no task or timer is left.
@@ -1156,10 +1149,6 @@ describe("the poll backend", function()
 end)
 
 describe("regressions in the loop", function()
-  local disarm
-  before_each(function() disarm = H.watchdog() end)
-  after_each(function() disarm() end)
-
   it("a peer's last bytes and its FIN reported in one event still end the reader with 'closed'", function()
     -- The short read of the last bytes used to mark the socket drained, and the FIN that came
     -- with them sends no new edge: the reader waited for its timeout instead of seeing EOF.

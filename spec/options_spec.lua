@@ -2,10 +2,6 @@
 local csock = require "csock"
 local H = require "helper"
 
-local disarm
-before_each(function() disarm = H.watchdog() end)
-after_each(function() disarm() end)
-
 describe("setoption / getoption", function()
   local flags = {
     { "reuseaddr", "inet", "stream" },

@@ -4,13 +4,6 @@
 local csock = require "csock"
 local H = require "helper"
 
-local disarm
-before_each(function() disarm = H.watchdog() end)
-after_each(function()
-  csock.onerror(nil)
-  disarm()
-end)
-
 local MiB = 1048576
 local EPIPE, ECONNRESET = csock.errno.EPIPE, csock.errno.ECONNRESET
 

@@ -5,13 +5,6 @@
 local csock = require "csock"
 local H = require "helper"
 
-local disarm
-before_each(function() disarm = H.watchdog() end)
-after_each(function()
-  csock.onerror(nil)
-  disarm()
-end)
-
 local E = csock.errno
 
 local function nothing_left()
