@@ -15,75 +15,6 @@ local H = require "helper"
 local E = csock.errno
 local MiB = 1048576
 
--- The slow builds scale the longest tests down (the assertions stay).
-local UNDER_VALGRIND = (os.getenv("LD_PRELOAD") or ""):find("vgpreload", 1, true) ~= nil
-local UNDER_ASAN = (os.getenv("CSOCK_SPEC_CPATH") or ""):find("asan", 1, true) ~= nil
-
--- n bytes of `ch`, built by doubling (string.rep copies byte by byte: seconds for 256 MiB)
-local function filled(n, ch)
-  local s = ch
-  while #s * 2 <= n do s = s .. s end
-  return s .. s:sub(1, n - #s)
-end
-
-local function shell_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function nothing_left()
-  assert.is_false(csock.step(), "a task or a timer was left in the loop")
-end
-
--- Like H.spawn_peer, but the child's `lua5.4` is started by `sh -c` after
--- `setup` (shell words such as "ulimit -n 64;" or "LD_PRELOAD=...").
-local function spawn_with(setup, code, ...)
-  local file = os.tmpname()
-  local f = assert(io.open(file, "w"))
-  f:write(string.format(
-    "local ROOT = %q; package.path = ROOT..'/lua/?.lua;'..ROOT..'/lua/?/init.lua;'..ROOT..'/spec/?.lua;'..package.path; " ..
-    "package.cpath = ROOT..'/'..%q..';'..package.cpath; io.stdout:setvbuf('line')\n",
-    H.ROOT, os.getenv("CSOCK_SPEC_CPATH") or "?.so"), code)
-  f:close()
-  local args = {}
-  for i = 1, select("#", ...) do args[i] = shell_quote((select(i, ...))) end
-  local inner = setup .. " exec lua5.4 " .. shell_quote(file) .. " " .. table.concat(args, " ")
-  local cmd = string.format("timeout %d sh -c %s 2>&1", H.PEER_DEADLINE, shell_quote(inner))
-  local peer = { pipe = assert(io.popen(cmd, "r")), file = file }
-  function peer:line() return self.pipe:read("l") end
-  function peer:finish()
-    local out = self.pipe:read("a")
-    local _, _, rc = self.pipe:close()
-    os.remove(self.file)
-    return out, rc
-  end
-  return peer
-end
-
--- Builds spec/tools/NAME.c into a preloadable shared object (a temp file).
-local function build_shim(name)
-  local so = os.tmpname() .. ".so"
-  local cmd = string.format("cc -shared -fPIC -O1 -o %s %s -ldl 2>&1",
-    shell_quote(so), shell_quote(H.ROOT .. "/spec/tools/" .. name .. ".c"))
-  local p = assert(io.popen(cmd, "r"))
-  local out = p:read("a")
-  local ok = p:close()
-  assert(ok, "cannot build spec/tools/" .. name .. ".c: " .. out)
-  return so
-end
-
--- The LD_PRELOAD a child needs for `so`: after what the shell already has
--- (the ASan runtime under `make asan`), never before it.
-local function preload(so)
-  return 'LD_PRELOAD="${LD_PRELOAD:+$LD_PRELOAD:}"' .. shell_quote(so)
-end
-
-local function rss_kib(pid)
-  for line in io.lines("/proc/" .. (pid or "self") .. "/status") do
-    local v = line:match("^VmRSS:%s+(%d+)")
-    if v then return tonumber(v) end
-  end
-end
-
 local CLK_TCK = tonumber((function()
   local p = io.popen("getconf CLK_TCK")
   local v = p:read("l")
@@ -102,15 +33,6 @@ local function cpu_seconds(pid)
   return (tonumber(fields[12]) + tonumber(fields[13])) / CLK_TCK
 end
 
-local function listener(backlog)
-  local l = csock.socket()
-  l:settimeout(H.TIMEOUT)
-  assert(l:bind("127.0.0.1", 0))
-  assert(l:listen(backlog))
-  local _, port = l:getsockname()
-  return l, port
-end
-
 local function is_reset_or_closed(r)
   return r[1] == nil and (r[2] == "closed" or r[2] == "connection reset by peer")
 end
@@ -123,7 +45,7 @@ end
 
 describe("a peer that resets the connection (linger 0, then close)", function()
   it("mid-read, blocking: recv gets nil, 'connection reset by peer', ECONNRESET; later reads nil, 'closed'", function()
-    local l, port = listener()
+    local l, port = H.listener()
     local peer = H.spawn_peer([[
       local csock = require "csock"
       local c = assert(csock.connect("127.0.0.1", tonumber(arg[1]), { timeout = 5 }))
@@ -170,12 +92,12 @@ describe("a peer that resets the connection (linger 0, then close)", function()
     assert.are.same({ n = 2, nil, "closed" }, later[2])
     assert.are.same({ n = 3, nil, "closed", E.EPIPE }, later[3])
     s:close()
-    nothing_left()
+    H.nothing_left()
   end)
 
   it("mid-write, blocking: write of 64 MiB gets nil and a reset/closed message; later writes nil, 'closed'", function()
-    local big = filled(64 * MiB, "w") -- made first: it takes a while
-    local l, port = listener()
+    local big = H.filled(64 * MiB, "w") -- made first: it takes a while
+    local l, port = H.listener()
     local peer = H.spawn_peer([[
       local csock = require "csock"
       local c = assert(csock.connect("127.0.0.1", tonumber(arg[1]), { timeout = 5 }))
@@ -204,7 +126,7 @@ describe("a peer that resets the connection (linger 0, then close)", function()
     local c, s = H.tcp_pair()
     local r
     csock.run(function()
-      local w = csock.spawn(function() return table.pack(s:write(filled(64 * MiB, "w"))) end)
+      local w = csock.spawn(function() return table.pack(s:write(H.filled(64 * MiB, "w"))) end)
       csock.sleep(0.1)
       assert(c:setoption("linger", 0))
       c:close()
@@ -214,7 +136,7 @@ describe("a peer that resets the connection (linger 0, then close)", function()
     assert.is_true(r[3] == E.ECONNRESET or r[3] == E.EPIPE, show(r))
     assert.are.same({ n = 3, nil, "closed", E.EPIPE }, table.pack(s:send("x")))
     s:close()
-    nothing_left()
+    H.nothing_left()
   end)
 
   it("in a task, once a write failed every later write and flush fails too (no write 'succeeds' into a dead socket)", function()
@@ -233,7 +155,7 @@ describe("a peer that resets the connection (linger 0, then close)", function()
       results[#results + 1] = table.pack(s:flush())
     end)
     s:close()
-    nothing_left()
+    H.nothing_left()
     assert.are.same({ n = 3, nil, "connection reset by peer", E.ECONNRESET }, results[1])
     for i = 2, #results do
       assert.are.same({ n = 3, nil, "closed", E.EPIPE }, results[i], "call " .. i .. " " .. show(results[i]))
@@ -261,7 +183,7 @@ describe("the end of stream (or a reset) that arrives together with the last byt
       first, second = reader:join()
     end)
     c:close(); s:close()
-    nothing_left()
+    H.nothing_left()
     return first, second
   end
 
@@ -339,21 +261,21 @@ describe("half-close", function()
     assert.are.same({ n = 2, nil, "closed" }, got[2])
     assert.are.equal("back", got[3])
     c:close(); s:close()
-    nothing_left()
+    H.nothing_left()
   end)
 end)
 
 describe("a peer that never reads", function()
-  local TOTAL = UNDER_VALGRIND and 64 * MiB or 256 * MiB
+  local TOTAL = H.UNDER_VALGRIND and 64 * MiB or 256 * MiB
 
   it("blocking: write(" .. TOTAL // MiB .. " MiB) with settimeout(0.5) gives nil, 'timeout', ETIMEDOUT; RSS grows < 32 MiB", function()
     local c, s = H.tcp_pair()
-    local big = filled(TOTAL, "b")
+    local big = H.filled(TOTAL, "b")
     collectgarbage()
-    local before = rss_kib()
+    local before = H.rss_kib()
     c:settimeout(0.5)
     local elapsed, r = H.timed(c.write, c, big)
-    local grown = rss_kib() - before
+    local grown = H.rss_kib() - before
     assert.are.same({ n = 3, nil, "timeout", E.ETIMEDOUT }, r)
     assert.is_true(elapsed >= 0.49 and elapsed < 3, "elapsed " .. elapsed)
     assert.is_true(grown < 32 * 1024, "RSS grew by " .. grown .. " KiB")
@@ -364,7 +286,7 @@ describe("a peer that never reads", function()
     local c, s = H.tcp_pair()
     local chunk = string.rep("c", 65536)
     collectgarbage()
-    local before = rss_kib()
+    local before = H.rss_kib()
     local r, accepted, elapsed, grown
     csock.run(function()
       c:settimeout(0.5)
@@ -376,7 +298,7 @@ describe("a peer that never reads", function()
         accepted = accepted + #chunk
       end
       elapsed = csock.now() - t0
-      grown = rss_kib() - before
+      grown = H.rss_kib() - before
       s:close() -- lets the rest of c's output fail at once
       c:close()
     end)
@@ -384,25 +306,25 @@ describe("a peer that never reads", function()
     assert.is_true(accepted < 64 * MiB, "accepted " .. accepted .. " bytes")
     assert.is_true(elapsed >= 0.49 and elapsed < 5, "elapsed " .. elapsed)
     assert.is_true(grown < 32 * 1024, "RSS grew by " .. grown .. " KiB")
-    nothing_left()
+    H.nothing_left()
   end)
 
   it("in a task: one write(" .. TOTAL // MiB .. " MiB) gives nil, 'timeout'; RSS grows < 32 MiB (no copy of the string)", function()
     local c, s = H.tcp_pair()
-    local big = filled(TOTAL, "d")
+    local big = H.filled(TOTAL, "d")
     collectgarbage()
-    local before = rss_kib()
+    local before = H.rss_kib()
     local r, grown
     csock.run(function()
       c:settimeout(0.5)
       r = table.pack(c:write(big))
-      grown = rss_kib() - before
+      grown = H.rss_kib() - before
       s:close()
       c:close()
     end)
     assert.are.same({ n = 3, nil, "timeout", E.ETIMEDOUT }, r)
     assert.is_true(grown < 32 * 1024, "RSS grew by " .. grown .. " KiB")
-    nothing_left()
+    H.nothing_left()
   end)
 end)
 
@@ -440,7 +362,7 @@ describe("slowloris against csock.listen{timeout = 1}", function()
       server:close()
     end)
     local out, code = peer:finish()
-    nothing_left()
+    H.nothing_left()
     return facts, elapsed, out, code
   end
 
@@ -501,7 +423,7 @@ end)
 
 describe("accept at EMFILE", function()
   it("a server with ulimit -n 64 stays cheap while saturated, keeps its listener and serves again", function()
-    local peer = spawn_with("ulimit -n 64;", [[
+    local peer = H.spawn_peer_with("ulimit -n 64;", [[
       local csock = require "csock"
       local f = io.open("/proc/self/stat"); local pid = f:read("n"); f:close()
       local server
@@ -696,9 +618,9 @@ describe("EINTR", function()
   ]]
 
   it("every blocking call (accept, recv, read, select, waitfd, sleep, write, connect, getaddrinfo), blocking and in tasks, gives its normal result", function()
-    local so = build_shim("eintr")
+    local so = H.build_shim("eintr")
     finally(function() os.remove(so) end)
-    local a = spawn_with(preload(so), SIDE_A)
+    local a = H.spawn_peer_with(H.preload(so), SIDE_A)
     local first = a:line()
     local port = (first or ""):match("^port (%d+)$")
     assert.is_truthy(port, "side A did not start: " .. tostring(first))
@@ -728,9 +650,9 @@ end)
 
 describe("signals and descriptors", function()
   it("loading csock, running tasks and a lookup on a helper thread change no signal's disposition or mask; the helper thread blocks them all", function()
-    local so = build_shim("slowdns")
+    local so = H.build_shim("slowdns")
     finally(function() os.remove(so) end)
-    local out, code = spawn_with("CSOCK_SLOWDNS_SECONDS=1 " .. preload(so), [[
+    local out, code = H.spawn_peer_with("CSOCK_SLOWDNS_SECONDS=1 " .. H.preload(so), [[
       local pid = io.open("/proc/self/stat"):read("n")
       local function sigs(path)
         local t = {}
@@ -826,7 +748,7 @@ describe("closing a socket while tasks wait on it", function()
     local rr, rw, raised
     csock.run(function()
       local reader = csock.spawn(function() return table.pack(s:recv()) end)
-      local writer = csock.spawn(function() return table.pack(s:write(filled(64 * MiB, "z"))) end)
+      local writer = csock.spawn(function() return table.pack(s:write(H.filled(64 * MiB, "z"))) end)
       csock.sleep(0.1)
       assert.are.equal("waiting", reader:status())
       assert.are.equal("waiting", writer:status())
@@ -838,11 +760,11 @@ describe("closing a socket while tasks wait on it", function()
     assert.are.same({ n = 2, nil, "closed" }, rw)
     assert.is_truthy(tostring(raised):find("attempt to use a closed socket", 1, true), tostring(raised))
     c:close()
-    nothing_left()
+    H.nothing_left()
   end)
 
   it("a task waiting in accept gets nil, 'closed'", function()
-    local l = listener()
+    local l = H.listener()
     local r
     csock.run(function()
       local t = csock.spawn(function() return table.pack(l:accept()) end)
@@ -851,13 +773,13 @@ describe("closing a socket while tasks wait on it", function()
       r = t:join()
     end)
     assert.are.same({ n = 2, nil, "closed" }, r)
-    nothing_left()
+    H.nothing_left()
   end)
 end)
 
 describe("a task that raises while it holds a socket", function()
   it("local s <close>: the descriptor is closed when the task fails", function()
-    local l, port = listener()
+    local l, port = H.listener()
     collectgarbage()
     local before = H.count_fds()
     local reports = {}
@@ -879,7 +801,7 @@ describe("a task that raises while it holds a socket", function()
     -- no collectgarbage: <close> did it, not __gc
     assert.are.equal(before, H.count_fds())
     l:close()
-    nothing_left()
+    H.nothing_left()
   end)
 
   it("a csock.listen handler that raises: its connection is closed and the server goes on", function()
@@ -912,7 +834,7 @@ describe("a task that raises while it holds a socket", function()
     assert.is_truthy(reports[1]:find("handler failed", 1, true))
     collectgarbage()
     assert.are.equal(before, H.count_fds())
-    nothing_left()
+    H.nothing_left()
   end)
 end)
 
@@ -935,7 +857,7 @@ describe("csock.connect under one deadline {timeout = 0.5}", function()
     assert.is_nil(tr[1])
     assert.is_true(tr[2] == r[2] or tr[2] == "timeout", tostring(tr[2]))
     assert.is_true(telapsed < 0.7, "elapsed " .. telapsed)
-    nothing_left()
+    H.nothing_left()
   end)
 
   it("a port nobody listens on: nil, 'connection refused', ECONNREFUSED at once", function()
@@ -946,7 +868,7 @@ describe("csock.connect under one deadline {timeout = 0.5}", function()
   end)
 
   it("a listener whose backlog is full (connects hang): nil, 'timeout', ETIMEDOUT after ~0.5 s, blocking and in a task", function()
-    local l, port = listener(0)
+    local l, port = H.listener { backlog = 0 }
     local fillers = {}
     for i = 1, 10 do -- fill the backlog: the first connect that hangs shows it is full
       local f = csock.socket()
@@ -965,7 +887,7 @@ describe("csock.connect under one deadline {timeout = 0.5}", function()
     assert.is_true(telapsed >= 0.49 and telapsed < 1, "elapsed " .. telapsed)
     for _, f in ipairs(fillers) do f:close() end
     l:close()
-    nothing_left()
+    H.nothing_left()
   end)
 
   -- A resolver that takes 3 s (spec/tools/slowdns.c, no packet sent): the
@@ -986,33 +908,33 @@ describe("csock.connect under one deadline {timeout = 0.5}", function()
   ]]
 
   it("a resolver that never answers, in a task: nil, 'timeout' after ~0.5 s", function()
-    local so = build_shim("slowdns")
+    local so = H.build_shim("slowdns")
     finally(function() os.remove(so) end)
-    local out, code = spawn_with(preload(so), SLOW, "task"):finish()
+    local out, code = H.spawn_peer_with(H.preload(so), SLOW, "task"):finish()
     assert.are.equal(0, code)
     assert.are.equal("nil timeout 0.5\n", out)
   end)
 
   it("a resolver that never answers, blocking: nil, 'timeout' after ~0.5 s", function()
-    local so = build_shim("slowdns")
+    local so = H.build_shim("slowdns")
     finally(function() os.remove(so) end)
-    local out, code = spawn_with(preload(so), SLOW, "blocking"):finish()
+    local out, code = H.spawn_peer_with(H.preload(so), SLOW, "blocking"):finish()
     assert.are.equal(0, code)
     assert.are.equal("nil timeout 0.5\n", out)
   end)
 end)
 
 describe("connect/close cycles", function()
-  local N = UNDER_VALGRIND and 2000 or UNDER_ASAN and 20000 or 100000
+  local N = H.UNDER_VALGRIND and 2000 or H.UNDER_ASAN and 20000 or 100000
 
   it(N .. " cycles (half blocking, half in tasks through csock.listen): no descriptor or memory growth", function()
-    local l, port = listener(511)
+    local l, port = H.listener { backlog = 511 }
     collectgarbage(); collectgarbage()
     -- Lua 5.4.4 paces its collector badly after a huge string was freed (an
     -- earlier test's 64 MiB): it would let garbage grow by as much before
     -- the next cycle. One explicit step sets the pace right again.
     collectgarbage("step", 0)
-    local fds0, lua0, rss0 = H.count_fds(), collectgarbage("count"), rss_kib()
+    local fds0, lua0, rss0 = H.count_fds(), collectgarbage("count"), H.rss_kib()
     for i = 1, N // 2 do
       local c = csock.socket()
       c:settimeout(5)
@@ -1037,12 +959,12 @@ describe("connect/close cycles", function()
       while accepted < N - N // 2 do csock.sleep(0.01) end
       server:close()
     end)
-    nothing_left()
+    H.nothing_left()
     collectgarbage(); collectgarbage()
-    local fds, lua, rss = H.count_fds() - fds0, collectgarbage("count") - lua0, rss_kib() - rss0
+    local fds, lua, rss = H.count_fds() - fds0, collectgarbage("count") - lua0, H.rss_kib() - rss0
     assert.is_true(fds <= 0, fds .. " more sockets open") -- (fewer: an earlier test's garbage went)
     assert.is_true(lua < 256, "Lua memory grew by " .. lua .. " KiB")
-    if not UNDER_ASAN then -- ASan's quarantine holds freed memory on purpose
+    if not H.UNDER_ASAN then -- ASan's quarantine holds freed memory on purpose
       assert.is_true(rss < 8 * 1024, "RSS grew by " .. rss .. " KiB")
     end
   end)
@@ -1050,7 +972,7 @@ end)
 
 describe("a peer killed with SIGKILL mid-transfer", function()
   it("the reader gets every byte sent so far, then nil and a reset/closed message", function()
-    local l, port = listener()
+    local l, port = H.listener()
     local peer = H.spawn_peer([[
       local csock = require "csock"
       local H = require "helper"
@@ -1088,8 +1010,8 @@ describe("a peer killed with SIGKILL mid-transfer", function()
   end)
 
   it("the writer gets nil and a reset/closed message, and keeps getting it", function()
-    local big = filled(64 * MiB, "w") -- made first: it takes a while
-    local l, port = listener()
+    local big = H.filled(64 * MiB, "w") -- made first: it takes a while
+    local l, port = H.listener()
     local peer = H.spawn_peer([[
       local csock = require "csock"
       local f = io.open("/proc/self/stat"); local pid = f:read("n"); f:close()

@@ -15,6 +15,9 @@
 -- loaded once for the whole run by spec/setup.lua; so each file's helpers use the csock
 -- that file required, as its own code does.
 local csock = setmetatable({}, { __index = function(_, k) return require("csock")[k] end })
+-- busted's assert (luassert), for the assert_* helpers; only they need it, so child
+-- processes, which have no busted, can still require this module.
+local check = setmetatable({}, { __index = function(_, k) return require("luassert")[k] end })
 
 local H = {}
 
@@ -39,9 +42,11 @@ local function self_pid()
 end
 H.PID = self_pid()
 
-local function shell_quote(s)
+-- s (tostring'd) as one word for sh: in single quotes, each ' written as '\''.
+function H.shell_quote(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end
+local shell_quote = H.shell_quote
 
 -- Arms a process that kills this Lua process (busted) after `seconds`, with a
 -- message on stderr. Returns a function that disarms it. The watchdog runs in
@@ -82,6 +87,42 @@ end
 function H.deadline(seconds)
   assert(math.type(seconds) == "integer" and seconds > 0, "H.deadline: seconds must be a positive integer")
   require("busted").before_each(function() H.arm_watchdog(seconds) end)
+end
+
+-- Whether this run is one of the slow instrumented ones: valgrind (`make valgrind`
+-- preloads its vgpreload library) or ASan (`make asan` sets CSOCK_SPEC_CPATH to its build).
+-- Long tests scale their load down under them; their assertions stay.
+H.UNDER_VALGRIND = (os.getenv("LD_PRELOAD") or ""):find("vgpreload", 1, true) ~= nil
+H.UNDER_ASAN = (os.getenv("CSOCK_SPEC_CPATH") or ""):find("asan", 1, true) ~= nil
+
+-- Asserts that one turn of the loop finds nothing to do: no task or timer is left (the loop
+-- is one per Lua state, shared by every spec file of the busted process).
+function H.nothing_left()
+  check.is_false(csock.step(), "a task or a timer was left in the loop")
+end
+
+-- fn(...) must raise: a string error (not a returned failure), and not a slip of Lua such
+-- as calling or indexing nil. Returns the message. With `plain`, the message must contain
+-- it (a plain substring); H.assert_raises_match takes a Lua pattern instead.
+local function raised(fn, ...)
+  local ok, err = pcall(fn, ...)
+  check.is_false(ok, "expected an error, got a normal return")
+  check.are.equal("string", type(err))
+  check.is_falsy(err:find("attempt to call", 1, true), err)
+  check.is_falsy(err:find("attempt to index", 1, true), err)
+  return err
+end
+function H.assert_raises(plain, fn, ...)
+  local err = raised(fn, ...)
+  if plain then
+    check.is_truthy(err:find(plain, 1, true), ("error %q does not contain %q"):format(err, plain))
+  end
+  return err
+end
+function H.assert_raises_match(pattern, fn, ...)
+  local err = raised(fn, ...)
+  check.is_truthy(err:find(pattern), "error was: " .. err)
+  return err
 end
 
 -- Monotonic time, and how long fn(...) took: elapsed, then a table.pack of its results.
@@ -136,6 +177,28 @@ function H.unix_pair()
   return c, s, path
 end
 
+-- A listening stream socket and its port. opts (all optional): family ("inet"; or "inet6"),
+-- host (the family's loopback address), backlog (listen's default), timeout (H.TIMEOUT).
+function H.listener(opts)
+  opts = opts or {}
+  local family = opts.family or "inet"
+  local l = csock.socket(family)
+  l:settimeout(opts.timeout or H.TIMEOUT)
+  assert(l:bind(opts.host or (family == "inet6" and "::1" or "127.0.0.1"), 0))
+  assert(l:listen(opts.backlog))
+  local _, port = l:getsockname()
+  return l, port
+end
+
+-- A stream socket with `timeout` (H.TIMEOUT if nil), connected to 127.0.0.1:port (a number
+-- or a numeric string, such as a peer chunk's arg[1]); raises if the connect fails.
+function H.connect_tcp(port, timeout)
+  local c = csock.socket()
+  c:settimeout(timeout or H.TIMEOUT)
+  assert(c:connect("127.0.0.1", math.tointeger(tonumber(port))))
+  return c
+end
+
 -- A loopback port that nobody listens on (bound, read, closed).
 function H.free_port(family)
   family = family or "inet"
@@ -187,6 +250,12 @@ end
 -- Returns a peer: peer:line() reads one line of its stdout (stderr is merged),
 -- peer:finish() reads the rest and returns output, exit code (124 = killed by timeout).
 function H.spawn_peer(code, ...)
+  return H.spawn_peer_with(nil, code, ...)
+end
+
+-- Like H.spawn_peer, but with `setup` (shell words such as "ulimit -n 64;" or
+-- "LD_PRELOAD=..."), the child's `lua5.4` is started by `sh -c` after them.
+function H.spawn_peer_with(setup, code, ...)
   local file = os.tmpname()
   local f = assert(io.open(file, "w"))
   -- the prelude stays on line 1 so error line numbers are off by one only
@@ -197,17 +266,48 @@ function H.spawn_peer(code, ...)
   f:close()
   local args = {}
   for i = 1, select("#", ...) do args[i] = shell_quote((select(i, ...))) end
-  local cmd = string.format("timeout %d lua5.4 %s %s 2>&1", H.PEER_DEADLINE, shell_quote(file),
-                            table.concat(args, " "))
+  local cmd
+  if setup then
+    local inner = setup .. " exec lua5.4 " .. shell_quote(file) .. " " .. table.concat(args, " ")
+    cmd = string.format("timeout %d sh -c %s 2>&1", H.PEER_DEADLINE, shell_quote(inner))
+  else
+    cmd = string.format("timeout %d lua5.4 %s %s 2>&1", H.PEER_DEADLINE, shell_quote(file),
+                        table.concat(args, " "))
+  end
   local peer = { pipe = assert(io.popen(cmd, "r")), file = file }
   function peer:line() return self.pipe:read("l") end
   function peer:finish()
     local out = self.pipe:read("a")
-    local _, _, code = self.pipe:close()
+    local _, _, rc = self.pipe:close()
     os.remove(self.file)
-    return out, code
+    return out, rc
   end
   return peer
+end
+
+-- Builds spec/tools/NAME.c into a preloadable shared object (a temp file); returns its path.
+function H.build_shim(name)
+  local so = os.tmpname() .. ".so"
+  local cmd = string.format("cc -shared -fPIC -O1 -o %s %s -ldl 2>&1",
+    shell_quote(so), shell_quote(H.ROOT .. "/spec/tools/" .. name .. ".c"))
+  local p = assert(io.popen(cmd, "r"))
+  local out = p:read("a")
+  local ok = p:close()
+  assert(ok, "cannot build spec/tools/" .. name .. ".c: " .. out)
+  return so
+end
+
+-- The LD_PRELOAD assignment (shell words, for H.spawn_peer_with) a child needs for `so`:
+-- after what the shell already has (the ASan runtime under `make asan`), never before it.
+function H.preload(so)
+  return 'LD_PRELOAD="${LD_PRELOAD:+$LD_PRELOAD:}"' .. shell_quote(so)
+end
+
+-- n bytes of `ch`, built by doubling (string.rep copies byte by byte: seconds for 256 MiB).
+function H.filled(n, ch)
+  local s = ch
+  while #s * 2 <= n do s = s .. s end
+  return s .. s:sub(1, n - #s)
 end
 
 -- Everything socket `s` receives until EOF or failure (s has a timeout).
@@ -299,9 +399,9 @@ function H.lua_cmd(rest)
     shell_quote(H.ROOT .. "/" .. cpath .. ";;"), shell_quote("io.stdout:setvbuf('line')"), rest)
 end
 
--- Resident memory of this process now, in KiB (VmRSS).
-function H.rss_kib()
-  for line in io.lines("/proc/self/status") do
+-- Resident memory of process pid (this process if nil) now, in KiB (VmRSS).
+function H.rss_kib(pid)
+  for line in io.lines("/proc/" .. (pid or "self") .. "/status") do
     local kib = line:match("^VmRSS:%s*(%d+)")
     if kib then return tonumber(kib) end
   end
