@@ -153,6 +153,17 @@ function H.tcp_pair(family)
   return c, s
 end
 
+-- Files (paths) to remove when the current test ends, whatever its outcome: spec/setup.lua
+-- calls H.remove_test_files() after each test.
+local test_files = {}
+function H.remove_after_test(...)
+  for i = 1, select("#", ...) do test_files[#test_files + 1] = (select(i, ...)) end
+end
+function H.remove_test_files()
+  for _, path in ipairs(test_files) do os.remove(path) end
+  test_files = {}
+end
+
 -- A fresh unix socket path (the socket file does not exist yet).
 function H.tmpname()
   local p = os.tmpname()

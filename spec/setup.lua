@@ -5,7 +5,8 @@
 --     longer than H.TEST_DEADLINE seconds. A file or a describe that needs longer calls
 --     H.deadline(seconds) (spec/helper.lua);
 --   * after each test: csock.onerror(nil), so a handler a test set never reaches the next
---     one, then the watchdog is disarmed.
+--     one; the files the test named with H.remove_after_test are removed; then the
+--     watchdog is disarmed.
 -- The root's before_each runs before a file's, and its after_each after a file's, so the
 -- watchdog also covers the file's own before_each and after_each.
 local busted = require "busted"
@@ -17,5 +18,6 @@ busted.after_each(function()
   -- the csock of the file being run (each file requires its own: busted insulates files)
   local csock = package.loaded.csock
   if csock then csock.onerror(nil) end
+  H.remove_test_files()
   H.disarm_watchdog()
 end)
