@@ -125,6 +125,31 @@ function H.assert_raises_match(pattern, fn, ...)
   return err
 end
 
+-- A task that counts every `every` seconds until `stop()` is called; it
+-- returns the number of ticks when joined. Returns t: t.n (ticks so far), t.task, t.stop().
+function H.ticker(every)
+  local t = { n = 0, running = true }
+  t.task = csock.spawn(function()
+    while t.running do
+      csock.sleep(every)
+      t.n = t.n + 1
+    end
+    return t.n
+  end)
+  function t.stop()
+    t.running = false
+    return t.task:join()
+  end
+  return t
+end
+
+-- A real wait (one turn of the loop through the poller). Tests whose tasks
+-- would otherwise all end without ever waiting call it, so that a loop that
+-- hangs in that case (see "returns the main task's results when every task
+-- ends without waiting" in spec/loop_tasks_spec.lua, run in a child) fails
+-- that one test and does not stall the whole suite.
+function H.settle() csock.sleep(0) end
+
 -- Monotonic time, and how long fn(...) took: elapsed, then a table.pack of its results.
 function H.now() return csock.gettime() end
 function H.timed(fn, ...)

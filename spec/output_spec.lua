@@ -139,7 +139,7 @@ describe("output in a task", function()
       s:settimeout(H.TIMEOUT)
       r.got = s:recv() -- no turn of the loop in between
       r.empty = c:flush()
-      csock.sleep(0) -- a real wait, see settle() in loop_spec.lua
+      csock.sleep(0) -- a real wait, see H.settle in helper.lua
     end)
     assert.are.equal(c, r.flush)
     assert.are.equal("queued then ", r.got)
@@ -154,7 +154,7 @@ describe("output in a task", function()
     csock.run(function()
       for _, line in ipairs(lines) do c:write(line) end
       c:close()
-      csock.sleep(0) -- a real wait, see settle() in loop_spec.lua
+      csock.sleep(0) -- a real wait, see H.settle in helper.lua
     end)
     assert.are.equal(table.concat(lines), drain(s))
     s:close()
@@ -197,7 +197,7 @@ describe("output in a task", function()
     csock.run(function()
       for i = 1, 100 do r[i] = conn:write(("%03d"):format(i)) end -- 300 bytes, queued
       r.close = conn:close()
-      csock.sleep(0) -- a real wait, see settle() in loop_spec.lua
+      csock.sleep(0) -- a real wait, see H.settle in helper.lua
     end)
     l:close()
     local out, code = peer:finish()
