@@ -150,6 +150,13 @@ end
 -- that one test and does not stall the whole suite.
 function H.settle() csock.sleep(0) end
 
+-- A packed result list (table.pack(...)) as "(v1, v2, ...)", for assertion messages.
+function H.show_results(r)
+  local t = {}
+  for i = 1, r.n or #r do t[i] = tostring(r[i]) end
+  return "(" .. table.concat(t, ", ") .. ")"
+end
+
 -- Monotonic time, and how long fn(...) took: elapsed, then a table.pack of its results.
 function H.now() return csock.gettime() end
 function H.timed(fn, ...)
