@@ -7,18 +7,11 @@ local H = require "helper"
 local NaN = 0 / 0
 local LONG_PATH = "/tmp/" .. string.rep("x", 200) -- sun_path holds 108 bytes
 
-local function show(v)
-  if type(v) == "string" then return string.format("%q", v):gsub("\\\n", "\\n") end
-  if v ~= v then return "NaN" end
-  return tostring(v)
-end
-
 local function describe_args(args)
   local t = {}
-  for i = 1, args.n do t[i] = show(args[i]) end
+  for i = 1, args.n do t[i] = H.show(args[i]) end
   return table.concat(t, ", ")
 end
-
 
 describe("module functions raise on bad arguments", function()
   local cases = {

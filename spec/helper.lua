@@ -101,6 +101,24 @@ function H.nothing_left()
   check.is_false(csock.step(), "a task or a timer was left in the loop")
 end
 
+-- Asserts that a connected pair still carries bytes both ways (after a call that failed).
+function H.assert_usable(c, s)
+  c:settimeout(5); s:settimeout(5)
+  check.are.equal(c, c:write("still\n"))
+  check.are.equal("still", s:read("l"))
+  check.are.equal(3, s:send("ok\n"))
+  check.are.equal("ok", c:read("l"))
+end
+
+-- Asserts that the loop still runs tasks (after a call that failed), and is left empty.
+function H.assert_loop_usable()
+  check.are.same({ n = 1, 42 }, table.pack(csock.run(function()
+    csock.sleep(0)
+    return 42
+  end)))
+  H.nothing_left()
+end
+
 -- fn(...) must raise: a string error (not a returned failure), and not a slip of Lua such
 -- as calling or indexing nil. Returns the message. With `plain`, the message must contain
 -- it (a plain substring); H.assert_raises_match takes a Lua pattern instead.
@@ -149,6 +167,17 @@ end
 -- ends without waiting" in spec/loop_tasks_spec.lua, run in a child) fails
 -- that one test and does not stall the whole suite.
 function H.settle() csock.sleep(0) end
+
+-- A value as a test name shows it: strings quoted (%q, newlines as \n), NaN, and the numbers
+-- at the edges of the number line by name (inf, -inf, 2^53, 2^63, maxinteger, mininteger).
+function H.show(v)
+  if type(v) == "string" then return string.format("%q", v):gsub("\\\n", "\\n") end
+  if v ~= v then return "NaN" end
+  if v == math.huge then return "inf" elseif v == -math.huge then return "-inf" end
+  if v == 2 ^ 53 then return "2^53" elseif v == 2 ^ 63 then return "2^63" end
+  if v == math.maxinteger then return "maxinteger" elseif v == math.mininteger then return "mininteger" end
+  return tostring(v)
+end
 
 -- A packed result list (table.pack(...)) as "(v1, v2, ...)", for assertion messages.
 function H.show_results(r)
