@@ -2,10 +2,6 @@
 local csock = require "csock"
 local H = require "helper"
 
-local disarm
-before_each(function() disarm = H.watchdog() end)
-after_each(function() disarm() end)
-
 describe("csock.getaddrinfo", function()
   it("resolves 'localhost' to entries with family, host and port", function()
     local list = csock.getaddrinfo("localhost", 80)

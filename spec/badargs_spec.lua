@@ -4,36 +4,13 @@
 local csock = require "csock"
 local H = require "helper"
 
-local disarm
-before_each(function() disarm = H.watchdog() end)
-after_each(function() disarm() end)
-
 local NaN = 0 / 0
 local LONG_PATH = "/tmp/" .. string.rep("x", 200) -- sun_path holds 108 bytes
 
-local function show(v)
-  if type(v) == "string" then return string.format("%q", v):gsub("\\\n", "\\n") end
-  if v ~= v then return "NaN" end
-  return tostring(v)
-end
-
 local function describe_args(args)
   local t = {}
-  for i = 1, args.n do t[i] = show(args[i]) end
+  for i = 1, args.n do t[i] = H.show(args[i]) end
   return table.concat(t, ", ")
-end
-
--- asserts that fn(...) raises; with `pattern`, that the message contains it (plain)
-local function assert_raises(pattern, fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok, "expected an error, got a normal return")
-  assert.are.equal("string", type(err))
-  assert.is_falsy(err:find("attempt to call", 1, true), err)
-  if pattern then
-    assert.is_truthy(tostring(err):find(pattern, 1, true),
-      ("error %q does not contain %q"):format(tostring(err), pattern))
-  end
-  return err
 end
 
 describe("module functions raise on bad arguments", function()
@@ -79,12 +56,12 @@ describe("module functions raise on bad arguments", function()
     args.n = args.n or #args
     it(("csock.%s(%s)"):format(name, describe_args(args)), function()
       assert.are.equal("function", type(csock[name]))
-      assert_raises(nil, csock[name], table.unpack(args, 1, args.n))
+      H.assert_raises(nil, csock[name], table.unpack(args, 1, args.n))
     end)
   end
 
   it("csock.connect(long unix path) raises 'path too long'", function()
-    assert_raises("path too long", csock.connect, LONG_PATH)
+    H.assert_raises("path too long", csock.connect, LONG_PATH)
   end)
 end)
 
@@ -204,7 +181,7 @@ describe("methods raise on bad arguments and the socket stays usable", function(
       local s = csock.socket(fam, typ)
       s:settimeout(0)
       assert.are.equal("function", type(s[method]))
-      local err = assert_raises(pattern, s[method], s, table.unpack(args, 1, args.n))
+      local err = H.assert_raises(pattern, s[method], s, table.unpack(args, 1, args.n))
       assert.is_falsy(tostring(err):find("closed socket", 1, true), tostring(err))
       -- the socket is still open and usable
       assert.are.equal("integer", math.type(s:fileno()))
@@ -216,7 +193,7 @@ describe("methods raise on bad arguments and the socket stays usable", function(
   it("lines with an unknown format raises (at the call or at the first iteration)", function()
     local c, s = H.tcp_pair()
     c:send("x\n")
-    assert_raises(nil, function()
+    H.assert_raises(nil, function()
       local it = s:lines("bogus")
       it()
     end)
@@ -226,7 +203,7 @@ describe("methods raise on bad arguments and the socket stays usable", function(
   it("lines with a negative count raises", function()
     local c, s = H.tcp_pair()
     c:send("x\n")
-    assert_raises(nil, function()
+    H.assert_raises(nil, function()
       local it = s:lines(-1)
       it()
     end)
@@ -235,18 +212,18 @@ describe("methods raise on bad arguments and the socket stays usable", function(
 
   it("a method called on something that is not a csock socket raises", function()
     local s = csock.socket()
-    assert_raises(nil, s.recv, "notasocket")
-    assert_raises(nil, s.send, {}, "x")
-    assert_raises(nil, s.fileno, nil)
-    assert_raises(nil, s.close, io.stdout)
-    assert_raises(nil, s.read, 42)
+    H.assert_raises(nil, s.recv, "notasocket")
+    H.assert_raises(nil, s.send, {}, "x")
+    H.assert_raises(nil, s.fileno, nil)
+    H.assert_raises(nil, s.close, io.stdout)
+    H.assert_raises(nil, s.read, 42)
     s:close()
   end)
 
   it("host names with an embedded zero are never cut at the zero", function()
     -- "127.0.0.1\0junk" must not bind 127.0.0.1
     local s = csock.socket()
-    assert_raises(nil, s.bind, s, "127.0.0.1\0junk", 0)
+    H.assert_raises(nil, s.bind, s, "127.0.0.1\0junk", 0)
     assert.are.equal("0.0.0.0", (s:getsockname()))
     s:close()
   end)
@@ -254,7 +231,7 @@ describe("methods raise on bad arguments and the socket stays usable", function(
   it("unix paths with an embedded zero are never cut at the zero", function()
     local path = H.tmpname()
     local s = csock.socket("unix")
-    assert_raises(nil, s.bind, s, path .. "\0junk")
+    H.assert_raises(nil, s.bind, s, path .. "\0junk")
     assert.is_nil(io.open(path, "r"))
     s:close()
   end)
@@ -299,14 +276,14 @@ describe("a closed socket", function()
       local s = csock.socket()
       s:close()
       assert.are.equal("function", type(s[method]))
-      assert_raises("attempt to use a closed socket", s[method], s, table.unpack(args, 1, args.n))
+      H.assert_raises("attempt to use a closed socket", s[method], s, table.unpack(args, 1, args.n))
     end)
   end
 
   it(":lines() raises 'attempt to use a closed socket' (at the call or the first iteration)", function()
     local s = csock.socket()
     s:close()
-    assert_raises("attempt to use a closed socket", function()
+    H.assert_raises("attempt to use a closed socket", function()
       local it = s:lines()
       it()
     end)
@@ -315,8 +292,8 @@ describe("a closed socket", function()
   it("an accepted socket, once closed, raises on recv and send", function()
     local c, s = H.tcp_pair()
     s:close()
-    assert_raises("attempt to use a closed socket", s.recv, s)
-    assert_raises("attempt to use a closed socket", s.send, s, "x")
+    H.assert_raises("attempt to use a closed socket", s.recv, s)
+    H.assert_raises("attempt to use a closed socket", s.send, s, "x")
     c:close()
   end)
 
@@ -326,7 +303,7 @@ describe("a closed socket", function()
       local s <close> = csock.socket()
       outer = s
     end
-    assert_raises("attempt to use a closed socket", outer.fileno, outer)
+    H.assert_raises("attempt to use a closed socket", outer.fileno, outer)
   end)
 
   it("close() returns true again, state() is 'CLOSED', tostring shows '(closed)'", function()

@@ -3,10 +3,6 @@
 local csock = require "csock"
 local H = require "helper"
 
-local disarm
-before_each(function() disarm = H.watchdog() end)
-after_each(function() disarm() end)
-
 local function timeout_result()
   return { n = 3, nil, "timeout", csock.errno.ETIMEDOUT }
 end
@@ -234,16 +230,11 @@ end)
 
 describe("the timeout is a deadline for the whole call", function()
   it("read('l') gives up at the timeout while a child trickles bytes without a newline", function()
-    local l = csock.socket()
-    l:settimeout(H.PEER_DEADLINE)
-    assert(l:bind("127.0.0.1", 0)); assert(l:listen())
-    local _, port = l:getsockname()
+    local l, port = H.listener { timeout = H.PEER_DEADLINE }
     local peer = H.spawn_peer([[
       local csock = require "csock"
       local H = require "helper"
-      local c = csock.socket()
-      c:settimeout(5)
-      assert(c:connect("127.0.0.1", tonumber(arg[1])))
+      local c = H.connect_tcp(arg[1], 5)
       for _ = 1, 20 do
         if not c:send(".") then break end
         H.sleep(0.1)
@@ -415,10 +406,7 @@ describe("read limit", function()
   end)
 
   it("defaults to 1 MiB: a longer line from a child peer gives nil, 'line too long'", function()
-    local l = csock.socket()
-    l:settimeout(H.PEER_DEADLINE)
-    assert(l:bind("127.0.0.1", 0)); assert(l:listen())
-    local _, port = l:getsockname()
+    local l, port = H.listener { timeout = H.PEER_DEADLINE }
     local peer = H.spawn_peer([[
       local csock = require "csock"
       local c = csock.socket()
@@ -442,10 +430,7 @@ describe("read limit", function()
   end)
 
   it("a line of 1 MiB - 1000 bytes is within the default limit", function()
-    local l = csock.socket()
-    l:settimeout(H.PEER_DEADLINE)
-    assert(l:bind("127.0.0.1", 0)); assert(l:listen())
-    local _, port = l:getsockname()
+    local l, port = H.listener { timeout = H.PEER_DEADLINE }
     local peer = H.spawn_peer([[
       local csock = require "csock"
       local c = csock.socket()

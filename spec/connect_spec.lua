@@ -3,22 +3,9 @@
 local csock = require "csock"
 local H = require "helper"
 
-local disarm
-before_each(function() disarm = H.watchdog() end)
-after_each(function() disarm() end)
-
-local function listener(family, host)
-  local l = csock.socket(family or "inet")
-  l:settimeout(H.TIMEOUT)
-  assert(l:bind(host or "127.0.0.1", 0))
-  assert(l:listen())
-  local _, port = l:getsockname()
-  return l, port
-end
-
 describe("csock.connect", function()
   it("returns a connected stream socket to a 127.0.0.1 listener", function()
-    local l, port = listener()
+    local l, port = H.listener()
     local c = csock.connect("127.0.0.1", port, { timeout = 2 })
     assert.are.equal("ESTABLISHED", c:state())
     assert.are.same({ "127.0.0.1", port }, { c:getpeername() })
@@ -29,14 +16,14 @@ describe("csock.connect", function()
   end)
 
   it("works without opts", function()
-    local l, port = listener()
+    local l, port = H.listener()
     local c = csock.connect("127.0.0.1", port)
     assert.are.same({ "127.0.0.1", port }, { c:getpeername() })
     c:close(); l:close()
   end)
 
   it("connects to an inet6 listener on ::1", function()
-    local l, port = listener("inet6", "::1")
+    local l, port = H.listener { family = "inet6" }
     local c = csock.connect("::1", port, { timeout = 2 })
     assert.are.same({ "::1", port }, { c:getpeername() })
     local prefix = "csock.socket: inet6 stream"
@@ -45,14 +32,14 @@ describe("csock.connect", function()
   end)
 
   it("resolves 'localhost' and tries each address until one accepts", function()
-    local l, port = listener()
+    local l, port = H.listener()
     local c = csock.connect("localhost", port, { timeout = 2 })
     assert.are.same({ "127.0.0.1", port }, { c:getpeername() })
     c:close(); l:close()
   end)
 
   it("keeps opts.timeout as the socket's timeout", function()
-    local l, port = listener()
+    local l, port = H.listener()
     local c = csock.connect("127.0.0.1", port, { timeout = 0.2 })
     local s = l:accept()
     local t, r = H.timed(c.recv, c)
@@ -74,7 +61,7 @@ describe("csock.connect", function()
   end)
 
   it("gives up with nil, 'timeout', ETIMEDOUT at opts.timeout when the backlog is full", function()
-    local l, port = listener()
+    local l, port = H.listener()
     l:close()
     l = csock.socket()
     assert(l:bind("127.0.0.1", port)); assert(l:listen(0))

@@ -3,10 +3,6 @@
 local csock = require "csock"
 local H = require "helper"
 
-local disarm
-before_each(function() disarm = H.watchdog() end)
-after_each(function() disarm() end)
-
 local E = csock.errno
 
 local function timeout_result()
@@ -370,9 +366,7 @@ describe("timeouts", function()
     local peer = H.spawn_peer([[
       local csock = require "csock"
       local H = require "helper"
-      local c = csock.socket()
-      c:settimeout(5)
-      assert(c:connect("127.0.0.1", tonumber(arg[1])))
+      local c = H.connect_tcp(arg[1], 5)
       H.sleep(1.5)
       c:send("late")
       c:close()

@@ -1,11 +1,23 @@
--- spec/helper.lua: small helpers shared by the csock specs (require "helper").
+-- spec/helper.lua: small helpers shared by the csock specs (require "helper"), and by the
+-- child processes they start (H.spawn_peer's chunks can `require "helper"` too).
 --
 -- Deadlines: a blocking call cannot be interrupted from Lua, so
 --   * every socket the helpers make gets a timeout (H.TIMEOUT seconds),
---   * H.watchdog() arms a per-test killer process (see before_each in each spec),
+--   * every test runs under a watchdog, a killer process armed before the test and
+--     disarmed after it. spec/setup.lua (busted's helper script, named in .busted) does
+--     that for every test of every file: a spec file writes nothing for it, and asks for a
+--     longer deadline with H.deadline(seconds) (see there),
 --   * anything that needs a concurrent peer runs it as a child process under
 --     `timeout`, via H.spawn_peer.
-local csock = require "csock"
+--
+-- csock is looked up when a helper runs, not bound when this module loads: busted runs each
+-- spec file insulated (what the file requires is unloaded after it), while this module is
+-- loaded once for the whole run by spec/setup.lua; so each file's helpers use the csock
+-- that file required, as its own code does.
+local csock = setmetatable({}, { __index = function(_, k) return require("csock")[k] end })
+-- busted's assert (luassert), for the assert_* helpers; only they need it, so child
+-- processes, which have no busted, can still require this module.
+local check = setmetatable({}, { __index = function(_, k) return require("luassert")[k] end })
 
 local H = {}
 
@@ -30,14 +42,16 @@ local function self_pid()
 end
 H.PID = self_pid()
 
-local function shell_quote(s)
+-- s (tostring'd) as one word for sh: in single quotes, each ' written as '\''.
+function H.shell_quote(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end
+local shell_quote = H.shell_quote
 
 -- Arms a process that kills this Lua process (busted) after `seconds`, with a
 -- message on stderr. Returns a function that disarms it. The watchdog runs in
 -- its own process group (setsid), so disarming ends its `sleep` too.
-function H.watchdog(seconds)
+local function watchdog(seconds)
   seconds = seconds or H.TEST_DEADLINE
   local script = string.format(
     "echo $$; exec >/dev/null; sleep %d; " ..
@@ -50,6 +64,126 @@ function H.watchdog(seconds)
     if pgid then os.execute("kill -- -" .. pgid .. " 2>/dev/null") end
     pgid = nil
   end
+end
+
+-- The test's watchdog: H.arm_watchdog(seconds) disarms the one armed (if any) and arms a
+-- new one, for `seconds` (H.TEST_DEADLINE if nil); H.disarm_watchdog() disarms it.
+-- spec/setup.lua calls them around every test; spec files use H.deadline instead.
+local disarm_current
+function H.disarm_watchdog()
+  if disarm_current then disarm_current() end
+  disarm_current = nil
+end
+function H.arm_watchdog(seconds)
+  H.disarm_watchdog()
+  disarm_current = watchdog(seconds)
+end
+
+-- A longer (or shorter) deadline than H.TEST_DEADLINE for every test of the block being
+-- defined: call it in a spec file's main chunk (the whole file) or in a describe's body
+-- (that describe, nested ones included). It adds a before_each there that re-arms the
+-- watchdog with `seconds`; the innermost call wins, as its before_each runs last.
+--   H.deadline(300)  -- at the top of a file: each of its tests may run 300 s
+function H.deadline(seconds)
+  assert(math.type(seconds) == "integer" and seconds > 0, "H.deadline: seconds must be a positive integer")
+  require("busted").before_each(function() H.arm_watchdog(seconds) end)
+end
+
+-- Whether this run is one of the slow instrumented ones: valgrind (`make valgrind`
+-- preloads its vgpreload library) or ASan (`make asan` sets CSOCK_SPEC_CPATH to its build).
+-- Long tests scale their load down under them; their assertions stay.
+H.UNDER_VALGRIND = (os.getenv("LD_PRELOAD") or ""):find("vgpreload", 1, true) ~= nil
+H.UNDER_ASAN = (os.getenv("CSOCK_SPEC_CPATH") or ""):find("asan", 1, true) ~= nil
+
+-- Asserts that one turn of the loop finds nothing to do: no task or timer is left (the loop
+-- is one per Lua state, shared by every spec file of the busted process).
+function H.nothing_left()
+  check.is_false(csock.step(), "a task or a timer was left in the loop")
+end
+
+-- Asserts that a connected pair still carries bytes both ways (after a call that failed).
+function H.assert_usable(c, s)
+  c:settimeout(5); s:settimeout(5)
+  check.are.equal(c, c:write("still\n"))
+  check.are.equal("still", s:read("l"))
+  check.are.equal(3, s:send("ok\n"))
+  check.are.equal("ok", c:read("l"))
+end
+
+-- Asserts that the loop still runs tasks (after a call that failed), and is left empty.
+function H.assert_loop_usable()
+  check.are.same({ n = 1, 42 }, table.pack(csock.run(function()
+    csock.sleep(0)
+    return 42
+  end)))
+  H.nothing_left()
+end
+
+-- fn(...) must raise: a string error (not a returned failure), and not a slip of Lua such
+-- as calling or indexing nil. Returns the message. With `plain`, the message must contain
+-- it (a plain substring); H.assert_raises_match takes a Lua pattern instead.
+local function raised(fn, ...)
+  local ok, err = pcall(fn, ...)
+  check.is_false(ok, "expected an error, got a normal return")
+  check.are.equal("string", type(err))
+  check.is_falsy(err:find("attempt to call", 1, true), err)
+  check.is_falsy(err:find("attempt to index", 1, true), err)
+  return err
+end
+function H.assert_raises(plain, fn, ...)
+  local err = raised(fn, ...)
+  if plain then
+    check.is_truthy(err:find(plain, 1, true), ("error %q does not contain %q"):format(err, plain))
+  end
+  return err
+end
+function H.assert_raises_match(pattern, fn, ...)
+  local err = raised(fn, ...)
+  check.is_truthy(err:find(pattern), "error was: " .. err)
+  return err
+end
+
+-- A task that counts every `every` seconds until `stop()` is called; it
+-- returns the number of ticks when joined. Returns t: t.n (ticks so far), t.task, t.stop().
+function H.ticker(every)
+  local t = { n = 0, running = true }
+  t.task = csock.spawn(function()
+    while t.running do
+      csock.sleep(every)
+      t.n = t.n + 1
+    end
+    return t.n
+  end)
+  function t.stop()
+    t.running = false
+    return t.task:join()
+  end
+  return t
+end
+
+-- A real wait (one turn of the loop through the poller). Tests whose tasks
+-- would otherwise all end without ever waiting call it, so that a loop that
+-- hangs in that case (see "returns the main task's results when every task
+-- ends without waiting" in spec/loop_tasks_spec.lua, run in a child) fails
+-- that one test and does not stall the whole suite.
+function H.settle() csock.sleep(0) end
+
+-- A value as a test name shows it: strings quoted (%q, newlines as \n), NaN, and the numbers
+-- at the edges of the number line by name (inf, -inf, 2^53, 2^63, maxinteger, mininteger).
+function H.show(v)
+  if type(v) == "string" then return string.format("%q", v):gsub("\\\n", "\\n") end
+  if v ~= v then return "NaN" end
+  if v == math.huge then return "inf" elseif v == -math.huge then return "-inf" end
+  if v == 2 ^ 53 then return "2^53" elseif v == 2 ^ 63 then return "2^63" end
+  if v == math.maxinteger then return "maxinteger" elseif v == math.mininteger then return "mininteger" end
+  return tostring(v)
+end
+
+-- A packed result list (table.pack(...)) as "(v1, v2, ...)", for assertion messages.
+function H.show_results(r)
+  local t = {}
+  for i = 1, r.n or #r do t[i] = tostring(r[i]) end
+  return "(" .. table.concat(t, ", ") .. ")"
 end
 
 -- Monotonic time, and how long fn(...) took: elapsed, then a table.pack of its results.
@@ -80,6 +214,17 @@ function H.tcp_pair(family)
   return c, s
 end
 
+-- Files (paths) to remove when the current test ends, whatever its outcome: spec/setup.lua
+-- calls H.remove_test_files() after each test.
+local test_files = {}
+function H.remove_after_test(...)
+  for i = 1, select("#", ...) do test_files[#test_files + 1] = (select(i, ...)) end
+end
+function H.remove_test_files()
+  for _, path in ipairs(test_files) do os.remove(path) end
+  test_files = {}
+end
+
 -- A fresh unix socket path (the socket file does not exist yet).
 function H.tmpname()
   local p = os.tmpname()
@@ -102,6 +247,28 @@ function H.unix_pair()
   l:close()
   os.remove(path)
   return c, s, path
+end
+
+-- A listening stream socket and its port. opts (all optional): family ("inet"; or "inet6"),
+-- host (the family's loopback address), backlog (listen's default), timeout (H.TIMEOUT).
+function H.listener(opts)
+  opts = opts or {}
+  local family = opts.family or "inet"
+  local l = csock.socket(family)
+  l:settimeout(opts.timeout or H.TIMEOUT)
+  assert(l:bind(opts.host or (family == "inet6" and "::1" or "127.0.0.1"), 0))
+  assert(l:listen(opts.backlog))
+  local _, port = l:getsockname()
+  return l, port
+end
+
+-- A stream socket with `timeout` (H.TIMEOUT if nil), connected to 127.0.0.1:port (a number
+-- or a numeric string, such as a peer chunk's arg[1]); raises if the connect fails.
+function H.connect_tcp(port, timeout)
+  local c = csock.socket()
+  c:settimeout(timeout or H.TIMEOUT)
+  assert(c:connect("127.0.0.1", math.tointeger(tonumber(port))))
+  return c
 end
 
 -- A loopback port that nobody listens on (bound, read, closed).
@@ -155,6 +322,12 @@ end
 -- Returns a peer: peer:line() reads one line of its stdout (stderr is merged),
 -- peer:finish() reads the rest and returns output, exit code (124 = killed by timeout).
 function H.spawn_peer(code, ...)
+  return H.spawn_peer_with(nil, code, ...)
+end
+
+-- Like H.spawn_peer, but with `setup` (shell words such as "ulimit -n 64;" or
+-- "LD_PRELOAD=..."), the child's `lua5.4` is started by `sh -c` after them.
+function H.spawn_peer_with(setup, code, ...)
   local file = os.tmpname()
   local f = assert(io.open(file, "w"))
   -- the prelude stays on line 1 so error line numbers are off by one only
@@ -165,17 +338,48 @@ function H.spawn_peer(code, ...)
   f:close()
   local args = {}
   for i = 1, select("#", ...) do args[i] = shell_quote((select(i, ...))) end
-  local cmd = string.format("timeout %d lua5.4 %s %s 2>&1", H.PEER_DEADLINE, shell_quote(file),
-                            table.concat(args, " "))
+  local cmd
+  if setup then
+    local inner = setup .. " exec lua5.4 " .. shell_quote(file) .. " " .. table.concat(args, " ")
+    cmd = string.format("timeout %d sh -c %s 2>&1", H.PEER_DEADLINE, shell_quote(inner))
+  else
+    cmd = string.format("timeout %d lua5.4 %s %s 2>&1", H.PEER_DEADLINE, shell_quote(file),
+                        table.concat(args, " "))
+  end
   local peer = { pipe = assert(io.popen(cmd, "r")), file = file }
   function peer:line() return self.pipe:read("l") end
   function peer:finish()
     local out = self.pipe:read("a")
-    local _, _, code = self.pipe:close()
+    local _, _, rc = self.pipe:close()
     os.remove(self.file)
-    return out, code
+    return out, rc
   end
   return peer
+end
+
+-- Builds spec/tools/NAME.c into a preloadable shared object (a temp file); returns its path.
+function H.build_shim(name)
+  local so = os.tmpname() .. ".so"
+  local cmd = string.format("cc -shared -fPIC -O1 -o %s %s -ldl 2>&1",
+    shell_quote(so), shell_quote(H.ROOT .. "/spec/tools/" .. name .. ".c"))
+  local p = assert(io.popen(cmd, "r"))
+  local out = p:read("a")
+  local ok = p:close()
+  assert(ok, "cannot build spec/tools/" .. name .. ".c: " .. out)
+  return so
+end
+
+-- The LD_PRELOAD assignment (shell words, for H.spawn_peer_with) a child needs for `so`:
+-- after what the shell already has (the ASan runtime under `make asan`), never before it.
+function H.preload(so)
+  return 'LD_PRELOAD="${LD_PRELOAD:+$LD_PRELOAD:}"' .. shell_quote(so)
+end
+
+-- n bytes of `ch`, built by doubling (string.rep copies byte by byte: seconds for 256 MiB).
+function H.filled(n, ch)
+  local s = ch
+  while #s * 2 <= n do s = s .. s end
+  return s .. s:sub(1, n - #s)
 end
 
 -- Everything socket `s` receives until EOF or failure (s has a timeout).
@@ -267,9 +471,9 @@ function H.lua_cmd(rest)
     shell_quote(H.ROOT .. "/" .. cpath .. ";;"), shell_quote("io.stdout:setvbuf('line')"), rest)
 end
 
--- Resident memory of this process now, in KiB (VmRSS).
-function H.rss_kib()
-  for line in io.lines("/proc/self/status") do
+-- Resident memory of process pid (this process if nil) now, in KiB (VmRSS).
+function H.rss_kib(pid)
+  for line in io.lines("/proc/" .. (pid or "self") .. "/status") do
     local kib = line:match("^VmRSS:%s*(%d+)")
     if kib then return tonumber(kib) end
   end

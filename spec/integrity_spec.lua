@@ -16,20 +16,13 @@
 local csock = require "csock"
 local H = require "helper"
 
-local disarm
-before_each(function() disarm = H.watchdog(120) end)
-after_each(function()
-  csock.onerror(nil)
-  disarm()
-end)
+H.deadline(120) -- its test moves 1,000 x 1 MiB each way: more than H.TEST_DEADLINE allows
 
 local MiB = 1048576
-local UNDER_VALGRIND = (os.getenv("LD_PRELOAD") or ""):find("vgpreload", 1, true) ~= nil
-
 -- 1,000 x 1 MiB takes ~5 s per backend on a 2-core machine; under valgrind
 -- (the server runs ~50 times slower) the same checks run on a smaller load.
-local N = UNDER_VALGRIND and 40 or 1000
-local SIZE = UNDER_VALGRIND and 256 * 1024 or MiB
+local N = H.UNDER_VALGRIND and 40 or 1000
+local SIZE = H.UNDER_VALGRIND and 256 * 1024 or MiB
 
 local CLIENT = [[
   local csock = require "csock"

@@ -4,18 +4,7 @@
 local csock = require "csock"
 local H = require "helper"
 
-local disarm
-before_each(function() disarm = H.watchdog() end)
-after_each(function()
-  csock.onerror(nil)
-  disarm()
-end)
-
 local ETIMEDOUT = csock.errno.ETIMEDOUT
-
-local function nothing_left()
-  assert.is_false(csock.step(), "a task or a timer was left in the loop")
-end
 
 -- An echo server of this process: every line comes back as "re:" .. line.
 local function echo_server(opts)
@@ -61,7 +50,7 @@ describe("csock.listen", function()
     assert.is_true(port > 0 and port <= 65535)
     assert.are.equal(0, server.connections)
     server:close()
-    nothing_left()
+    H.nothing_left()
   end)
 
   it("accepts on the port it was given, and on ::1", function()
@@ -82,7 +71,7 @@ describe("csock.listen", function()
       return line
     end))
     assert.are.same({ n = 1, "::1" }, r)
-    nothing_left()
+    H.nothing_left()
   end)
 
   it("runs the handler in a task per connection with (conn, host, port) of the client", function()
@@ -126,7 +115,7 @@ describe("csock.listen", function()
       assert.are.same({ n = 2, nil, "closed" }, got[i].eof) -- closed when the handler returned
     end
     assert.is_true(elapsed < 0.14, "the handlers did not run concurrently: " .. elapsed)
-    nothing_left()
+    H.nothing_left()
   end)
 
   it("gives a vararg handler and a C function handler the client's address too", function()
@@ -159,7 +148,7 @@ describe("csock.listen", function()
     ]])
     assert.are.equal(0, code)
     assert.truthy(out:find("^csock%.socket: inet stream fd=%d+ [^\t]*\t127%.0%.0%.1\t%d+\n$"), out)
-    nothing_left()
+    H.nothing_left()
   end)
 
   it("counts the open connections in server.connections", function()
@@ -180,7 +169,7 @@ describe("csock.listen", function()
       server:close()
     end)
     assert.are.same({ 3, 2, 0 }, counts)
-    nothing_left()
+    H.nothing_left()
   end)
 
   it("closes the connection when the handler raises, reports the error, and serves the others", function()
@@ -216,7 +205,7 @@ describe("csock.listen", function()
     assert.are.equal("failed", reports[1].task:status())
     assert.are.same({ n = 2, nil, reports[1].err }, table.pack(reports[1].task:join()))
     assert.are.equal(0, server.connections)
-    nothing_left()
+    H.nothing_left()
   end)
 
   it("with maxconnections = 2 leaves a third client waiting until one closes", function()
@@ -243,7 +232,7 @@ describe("csock.listen", function()
     assert.are.same({ c1 = "re:c1", c2 = "re:c2", c3_waiting = { n = 3, nil, "timeout", ETIMEDOUT },
                       during = 2, c3 = "re:c3", c3_fast = true }, r)
     assert.are.same({}, reports) -- closing the server is no error in its accept task
-    nothing_left()
+    H.nothing_left()
   end)
 
   it("with maxconnections = math.maxinteger has no limit in practice", function()
@@ -257,7 +246,7 @@ describe("csock.listen", function()
       server:close()
     end)
     assert.are.same({ "re:a", "re:b" }, r)
-    nothing_left()
+    H.nothing_left()
   end)
 
   it("with timeout closes a connection idle that long, and keeps a busy one", function()
@@ -288,7 +277,7 @@ describe("csock.listen", function()
     assert.are.same({ n = 2, nil, "closed" }, r.idle)
     assert.is_true(r.idle_after >= 0.19 and r.idle_after < 1, "closed after " .. r.idle_after)
     assert.are.equal(6, r.busy)
-    nothing_left()
+    H.nothing_left()
   end)
 
   it("with reuseport lets a second server bind the same port; without, it fails", function()
@@ -300,7 +289,7 @@ describe("csock.listen", function()
     local r = table.pack(csock.listen("127.0.0.1", port, function() end))
     assert.are.same({ n = 3, nil, "address already in use", csock.errno.EADDRINUSE }, r)
     a:close(); b:close()
-    nothing_left()
+    H.nothing_left()
   end)
 
   it("with reuseport, both servers serve connections", function()
@@ -327,7 +316,7 @@ describe("csock.listen", function()
     assert.are.equal(40, answers)
     assert.are.equal(40, hits.a + hits.b)
     assert.is_true(hits.a > 0 and hits.b > 0, "a " .. hits.a .. ", b " .. hits.b)
-    nothing_left()
+    H.nothing_left()
   end)
 
   it("returns nil, message, errno for a port in use (no reuseport) and leaves no task", function()
@@ -338,7 +327,7 @@ describe("csock.listen", function()
     local r = table.pack(csock.listen("127.0.0.1", port, function() end))
     assert.are.same({ n = 3, nil, "address already in use", csock.errno.EADDRINUSE }, r)
     l:close()
-    nothing_left()
+    H.nothing_left()
   end)
 
   it("server:close() ends the accept task, so run returns, and the port refuses", function()
@@ -348,7 +337,7 @@ describe("csock.listen", function()
       server:close()
     end)
     assert.is_true(elapsed < 1, "elapsed " .. elapsed)
-    nothing_left()
+    H.nothing_left()
     local c = csock.socket()
     c:settimeout(H.TIMEOUT)
     assert.are.same({ n = 3, nil, "connection refused", csock.errno.ECONNREFUSED },
@@ -370,7 +359,7 @@ describe("csock.listen", function()
       return line
     end))
     assert.are.same({ n = 1, "last one" }, r)
-    nothing_left()
+    H.nothing_left()
   end)
 
   it("serves its open connections to the end after the server is closed and collected", function()
@@ -388,7 +377,7 @@ describe("csock.listen", function()
       c:close()
     end)
     assert.are.same({ "re:one", "re:two" }, r)
-    nothing_left()
+    H.nothing_left()
   end)
 
   it("keeps a server its script holds no reference to in csock.servers while it accepts", function()
@@ -418,7 +407,7 @@ describe("csock.listen", function()
     found = nil
     collectgarbage(); collectgarbage()
     assert.is_nil(weak[1])
-    nothing_left()
+    H.nothing_left()
   end)
 
   it("exits cleanly when the Lua state is closed under open connections", function()
@@ -468,7 +457,7 @@ describe("csock.listen", function()
       assert.is_false(ok, case[2])
       assert.is_truthy(tostring(err):find(case[2], 1, true), "expected " .. case[2] .. ", got " .. tostring(err))
     end
-    nothing_left()
+    H.nothing_left()
   end)
 
   it("blames the caller's line for bad arguments, options included", function()
@@ -483,7 +472,7 @@ describe("csock.listen", function()
       assert.is_false(ok)
       assert.is_truthy(tostring(err):find("^[^\n]*listen_spec%.lua:%d+: bad argument"), tostring(err))
     end
-    nothing_left()
+    H.nothing_left()
   end)
 
   it("keeps the listener after EMFILE: connections past the fd limit are served later", function()
@@ -498,7 +487,7 @@ describe("csock.listen", function()
       print(port)
       csock.run()
     ]])
-    local srv = H.start_bg("sh -c " .. ("'ulimit -n 40; exec %s'"):format(H.lua_cmd(file):gsub("'", "'\\''")), 30)
+    local srv = H.start_bg("sh -c " .. H.shell_quote("ulimit -n 40; exec " .. H.lua_cmd(file)), 30)
     local port = tonumber(srv:line())
     assert.is_truthy(port, "the server did not start")
     local cs = {}

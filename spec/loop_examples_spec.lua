@@ -4,10 +4,6 @@
 local csock = require "csock"
 local H = require "helper"
 
-local disarm
-before_each(function() disarm = H.watchdog() end)
-after_each(function() disarm() end)
-
 local NODE = "/usr/bin/node"
 
 -- Starts `examples/<name> <port>` (a .lua file, or a .js one under Node) and

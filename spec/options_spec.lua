@@ -2,10 +2,6 @@
 local csock = require "csock"
 local H = require "helper"
 
-local disarm
-before_each(function() disarm = H.watchdog() end)
-after_each(function() disarm() end)
-
 describe("setoption / getoption", function()
   local flags = {
     { "reuseaddr", "inet", "stream" },
@@ -181,16 +177,11 @@ describe("settimeout", function()
 
   it("nil removes a timeout: a later recv waits for data sent by a child", function()
     -- data arrives from another process 0.3 s later; with no timeout recv waits for it
-    local l = csock.socket()
-    l:settimeout(H.TIMEOUT)
-    assert(l:bind("127.0.0.1", 0)); assert(l:listen())
-    local _, port = l:getsockname()
+    local l, port = H.listener()
     local peer = H.spawn_peer([[
       local csock = require "csock"
       local H = require "helper"
-      local c = csock.socket()
-      c:settimeout(5)
-      assert(c:connect("127.0.0.1", tonumber(arg[1])))
+      local c = H.connect_tcp(arg[1], 5)
       H.sleep(0.3)
       c:send("late")
       c:close()

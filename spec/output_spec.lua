@@ -4,19 +4,8 @@
 local csock = require "csock"
 local H = require "helper"
 
-local disarm
-before_each(function() disarm = H.watchdog() end)
-after_each(function()
-  csock.onerror(nil)
-  disarm()
-end)
-
 local MiB = 1048576
 local EPIPE, ECONNRESET = csock.errno.EPIPE, csock.errno.ECONNRESET
-
-local function nothing_left()
-  assert.is_false(csock.step(), "a task or a timer was left in the loop")
-end
 
 local drain = H.drain
 
@@ -45,7 +34,7 @@ describe("output in a task", function()
     assert.are.equal(table.concat(lines), r.first)
     assert.are.same({ n = 3, nil, "timeout", csock.errno.ETIMEDOUT }, r.rest)
     c:close(); s:close()
-    nothing_left()
+    H.nothing_left()
   end)
 
   it("keeps the order of small and large writes mixed", function()
@@ -70,7 +59,7 @@ describe("output in a task", function()
     assert.are.equal(#want, #got)
     assert.is_nil(H.first_diff(got, want))
     s:close()
-    nothing_left()
+    H.nothing_left()
   end)
 
   it("sends a large write at once, uncopied, before the loop's turn", function()
@@ -91,7 +80,7 @@ describe("output in a task", function()
     assert.are.equal(c, r.ret)
     assert.are.equal(big, r.got)
     c:close(); s:close()
-    nothing_left()
+    H.nothing_left()
   end)
 
   it("queues what the kernel cannot take of a large write yet, in order with later writes", function()
@@ -119,7 +108,7 @@ describe("output in a task", function()
     assert.are.equal(#want, #got)
     assert.is_nil(H.first_diff(got, want))
     s:close()
-    nothing_left()
+    H.nothing_left()
   end)
 
   it("a large write to a reset connection returns nil, message, errno, and so does the next", function()
@@ -138,7 +127,7 @@ describe("output in a task", function()
     assert.is_true(r[1][3] == EPIPE or r[1][3] == ECONNRESET, tostring(r[1][2]))
     assert.is_nil(r[2][1])
     c:close()
-    nothing_left()
+    H.nothing_left()
   end)
 
   it("flush() sends the queued output at once and returns the socket", function()
@@ -150,13 +139,13 @@ describe("output in a task", function()
       s:settimeout(H.TIMEOUT)
       r.got = s:recv() -- no turn of the loop in between
       r.empty = c:flush()
-      csock.sleep(0) -- a real wait, see settle() in loop_spec.lua
+      csock.sleep(0) -- a real wait, see H.settle in helper.lua
     end)
     assert.are.equal(c, r.flush)
     assert.are.equal("queued then ", r.got)
     assert.are.equal(c, r.empty)
     c:close(); s:close()
-    nothing_left()
+    H.nothing_left()
   end)
 
   it("close() right after writes delivers them", function()
@@ -165,21 +154,17 @@ describe("output in a task", function()
     csock.run(function()
       for _, line in ipairs(lines) do c:write(line) end
       c:close()
-      csock.sleep(0) -- a real wait, see settle() in loop_spec.lua
+      csock.sleep(0) -- a real wait, see H.settle in helper.lua
     end)
     assert.are.equal(table.concat(lines), drain(s))
     s:close()
-    nothing_left()
+    H.nothing_left()
   end)
 
   it("close() delivers queued writes even when the kernel buffer is full", function()
     -- A reader in a child starts reading 0.3 s after the writer has filled
     -- every buffer; small writes queued then must still arrive before EOF.
-    local l = csock.socket()
-    l:settimeout(H.TIMEOUT)
-    assert(l:bind("127.0.0.1", 0))
-    assert(l:listen())
-    local _, port = l:getsockname()
+    local l, port = H.listener()
     local peer = H.spawn_peer([[
       local csock = require "csock"
       local c = csock.socket()
@@ -212,7 +197,7 @@ describe("output in a task", function()
     csock.run(function()
       for i = 1, 100 do r[i] = conn:write(("%03d"):format(i)) end -- 300 bytes, queued
       r.close = conn:close()
-      csock.sleep(0) -- a real wait, see settle() in loop_spec.lua
+      csock.sleep(0) -- a real wait, see H.settle in helper.lua
     end)
     l:close()
     local out, code = peer:finish()
@@ -223,7 +208,7 @@ describe("output in a task", function()
     assert.is_true(filled > 0)
     assert.are.equal((filled + 300) .. "\t" .. tail:sub(-32) .. "\n", out)
     assert.are.equal(0, code)
-    nothing_left()
+    H.nothing_left()
   end)
 
   it("returns a failure of a send the loop made later from the next write, and every write and flush after", function()
@@ -259,7 +244,7 @@ describe("output in a task", function()
     assert.are.equal("closed", r.flush[2])
     assert.is_true(r.flush[3] == EPIPE or r.flush[3] == ECONNRESET, "errno " .. tostring(r.flush[3]))
     c:close()
-    nothing_left()
+    H.nothing_left()
   end)
 
   it("makes a writer wait when the peer does not read, with at most 64 KiB queued", function()
@@ -293,23 +278,17 @@ describe("output in a task", function()
     assert.are.equal(20000 * 1000, got.total)
     assert.are.equal(20000 * 1000, written)
     s:close()
-    nothing_left()
+    H.nothing_left()
   end)
 
   it("a 64 MiB write to a slow reader arrives intact, lets other tasks run, and keeps memory bounded", function()
     local SIZE = 64 * MiB
-    local l = csock.socket()
-    l:settimeout(H.TIMEOUT)
-    assert(l:bind("127.0.0.1", 0))
-    assert(l:listen())
-    local _, port = l:getsockname()
+    local l, port = H.listener()
     -- the reader takes 64 KiB, then sleeps 10 ms: about 11 s for 64 MiB
     local peer = H.spawn_peer([[
       local csock = require "csock"
       local H = require "helper"
-      local c = csock.socket()
-      c:settimeout(15)
-      assert(c:connect("127.0.0.1", tonumber(arg[1])))
+      local c = H.connect_tcp(arg[1], 15)
       local parts, n = {}, 0
       while true do
         local d, err = c:read(65536)
@@ -361,6 +340,6 @@ describe("output in a task", function()
     -- the write returned only once the reader had taken most of it (1024 x 10 ms)
     assert.is_true(r.took > 5, "write returned after " .. r.took .. " s")
     assert.is_true(r.ticks > 100, "other tasks ran " .. r.ticks .. " times during the write")
-    nothing_left()
+    H.nothing_left()
   end)
 end)

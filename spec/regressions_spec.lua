@@ -5,18 +5,7 @@
 local csock = require "csock"
 local H = require "helper"
 
-local disarm
-before_each(function() disarm = H.watchdog() end)
-after_each(function()
-  csock.onerror(nil)
-  disarm()
-end)
-
 local E = csock.errno
-
-local function nothing_left()
-  assert.is_false(csock.step(), "a task or a timer was left in the loop")
-end
 
 -- Sends `pieces` from a task of its own, one per `every` seconds (so the
 -- reader has to wait, and yield, between them), then closes c.
@@ -54,7 +43,7 @@ describe("recv as a for-iterator after a yield in a task (luaL_Buffer box + yiel
     assert.is_true(got == all)
     assert.are.same({ n = 2, nil, "closed" }, after)
     s:close()
-    nothing_left()
+    H.nothing_left()
   end)
 
   it("a closure around recv in a generic for with a to-be-closed value: closed once, no stale slot", function()
@@ -74,7 +63,7 @@ describe("recv as a for-iterator after a yield in a task (luaL_Buffer box + yiel
     assert.are.equal(1, closed)
     assert.is_true(got == all)
     s:close()
-    nothing_left()
+    H.nothing_left()
   end)
 
   it("breaking out of the for loop mid-stream (the to-be-closed value runs at the break)", function()
@@ -92,7 +81,7 @@ describe("recv as a for-iterator after a yield in a task (luaL_Buffer box + yiel
     assert.are.equal(1, closed)
     assert.are.equal(pieces[1], first)
     s:close()
-    nothing_left()
+    H.nothing_left()
   end)
 end)
 
@@ -152,7 +141,7 @@ describe("read on a never-used socket with UBSan (NULL buffer arithmetic)", func
     assert.are.same({ n = 1, "" }, r[4])
     assert.are.same({ n = 2, nil, "closed" }, r[5])
     s:close()
-    nothing_left()
+    H.nothing_left()
   end)
 
   it("select and write/flush on sockets with no buffer yet", function()
@@ -246,7 +235,7 @@ describe("close with SO_LINGER set returns at once", function()
     assert.is_true(elapsed < 0.2, "close took " .. elapsed .. " s")
     assert.are.equal(0, total, "bytes lost")
     s:close()
-    nothing_left()
+    H.nothing_left()
   end)
 end)
 
@@ -301,7 +290,7 @@ describe("unix connect to a full backlog waits until its timeout", function()
     assert.is_true(ticks >= 10, "ticks " .. ticks)
     l:close()
     for _, f in ipairs(fillers) do f:close() end
-    nothing_left()
+    H.nothing_left()
   end)
 
   it("in a task: it connects as soon as the listener makes room", function()
@@ -326,7 +315,7 @@ describe("unix connect to a full backlog waits until its timeout", function()
     assert.is_true(elapsed >= 0.15 and elapsed < 1.5, "elapsed " .. elapsed)
     l:close()
     for _, f in ipairs(fillers) do f:close() end
-    nothing_left()
+    H.nothing_left()
   end)
 end)
 
@@ -374,7 +363,7 @@ describe("settimeout(0) returns data that is already there (drained-socket short
     assert.are.equal("third", r[4])
     assert.are.same({ n = 3, nil, "timeout", E.ETIMEDOUT }, r[5])
     c:close(); s:close()
-    nothing_left()
+    H.nothing_left()
   end)
 end)
 
@@ -400,7 +389,7 @@ describe("lines() ends quietly on timeout inside a server", function()
       server:close()
     end)
     local out, code = peer:finish()
-    nothing_left()
+    H.nothing_left()
     return { reports = reports, got = got, ended = ended, after = after, out = out, code = code }
   end
 

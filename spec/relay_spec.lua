@@ -3,19 +3,8 @@
 local csock = require "csock"
 local H = require "helper"
 
-local disarm
-before_each(function() disarm = H.watchdog() end)
-after_each(function()
-  csock.onerror(nil)
-  disarm()
-end)
-
 local MiB = 1048576
 local ETIMEDOUT = csock.errno.ETIMEDOUT
-
-local function nothing_left()
-  assert.is_false(csock.step(), "a task or a timer was left in the loop")
-end
 
 local drain = H.drain
 
@@ -40,7 +29,7 @@ describe("sock:copyto", function()
     assert.are.equal(#data, #got)
     assert.is_nil(H.first_diff(got, data))
     assert.are.equal(#data, copied)
-    nothing_left()
+    H.nothing_left()
   end)
 
   it("relays between two connections outside tasks, blocking, until the end of the stream", function()
@@ -91,7 +80,7 @@ describe("sock:copyto", function()
     end)
     assert.are.same({ head = "head", copied = #"body-and-more", got = "queued:body-and-more" }, r)
     for _, s in ipairs({ a2, b2 }) do s:close() end
-    nothing_left()
+    H.nothing_left()
   end)
 
   it("keeps pace with a slow destination: all bytes, in order, other tasks run meanwhile", function()
@@ -130,7 +119,7 @@ describe("sock:copyto", function()
     assert.is_nil(H.first_diff(got, data))
     assert.is_true(ticks > 5, "other tasks did not run: " .. ticks)
     for _, s in ipairs({ a2, b2 }) do s:close() end
-    nothing_left()
+    H.nothing_left()
   end)
 
   it("times out when the source stays silent longer than its timeout, with the count so far", function()
@@ -153,7 +142,7 @@ describe("sock:copyto", function()
     assert.is_true(elapsed > 0.6, "elapsed " .. elapsed) -- each wait has its own deadline
     assert.are.equal("xxxxx", b2:read(5))
     for _, s in ipairs({ a1, a2, b1, b2 }) do s:close() end
-    nothing_left()
+    H.nothing_left()
   end)
 
   it("returns nil, message, errno and the count when the destination is reset", function()
@@ -179,7 +168,7 @@ describe("sock:copyto", function()
     assert.are.equal("integer", math.type(r[4]))
     assert.is_nil(b1:write("x"), "the failure sticks to the destination")
     for _, s in ipairs({ a2, b1 }) do s:close() end
-    nothing_left()
+    H.nothing_left()
   end)
 
   it("returns nil, 'closed' and the count when another task closes the source", function()
@@ -197,7 +186,7 @@ describe("sock:copyto", function()
     assert.are.same({ n = 3, nil, "closed", 3 }, r)
     assert.are.equal("abc", b2:read(3))
     for _, s in ipairs({ a1, b1, b2 }) do s:close() end
-    nothing_left()
+    H.nothing_left()
   end)
 
   it("raises for datagram sockets, a negative n, and a closed destination", function()

@@ -3,10 +3,6 @@
 local csock = require "csock"
 local H = require "helper"
 
-local disarm
-before_each(function() disarm = H.watchdog() end)
-after_each(function() disarm() end)
-
 -- Reads everything the peer sent within a short while (the peer keeps the connection).
 local function drain(s, n)
   local got = assert(s:read(n))

@@ -3,10 +3,6 @@
 local csock = require "csock"
 local H = require "helper"
 
-local disarm
-before_each(function() disarm = H.watchdog() end)
-after_each(function() disarm() end)
-
 describe("csock.select", function()
   it("reports a socket readable after its peer writes", function()
     local c, s = H.tcp_pair()

@@ -3,10 +3,6 @@
 local csock = require "csock"
 local H = require "helper"
 
-local disarm
-before_each(function() disarm = H.watchdog() end)
-after_each(function() disarm() end)
-
 describe("csock module", function()
   it("has _VERSION 'csock 0.1.0'", function()
     assert.are.equal("csock 0.1.0", csock._VERSION)

@@ -3,20 +3,12 @@
 local csock = require "csock"
 local H = require "helper"
 
-local disarm
-before_each(function() disarm = H.watchdog() end)
-after_each(function() disarm() end)
-
 local MiB = 1048576
 local SIZE = 64 * MiB
 
+-- the listener waits for a child: as long as the child may run
 local function listener()
-  local l = csock.socket()
-  l:settimeout(H.PEER_DEADLINE)
-  assert(l:bind("127.0.0.1", 0))
-  assert(l:listen())
-  local _, port = l:getsockname()
-  return l, port
+  return H.listener { timeout = H.PEER_DEADLINE }
 end
 
 describe("64 MiB transfer", function()
@@ -25,9 +17,7 @@ describe("64 MiB transfer", function()
     local peer = H.spawn_peer([[
       local csock = require "csock"
       local H = require "helper"
-      local c = csock.socket()
-      c:settimeout(15)
-      assert(c:connect("127.0.0.1", tonumber(arg[1])))
+      local c = H.connect_tcp(arg[1], 15)
       local parts, n = {}, 0
       while true do
         local d, err = c:recv()
@@ -57,9 +47,7 @@ describe("64 MiB transfer", function()
     local peer = H.spawn_peer([[
       local csock = require "csock"
       local H = require "helper"
-      local c = csock.socket()
-      c:settimeout(15)
-      assert(c:connect("127.0.0.1", tonumber(arg[1])))
+      local c = H.connect_tcp(arg[1], 15)
       assert(c:write(H.bulk(tonumber(arg[2]))) == c)
       c:close()
       print("done")
@@ -80,9 +68,7 @@ describe("64 MiB transfer", function()
     local peer = H.spawn_peer([[
       local csock = require "csock"
       local H = require "helper"
-      local c = csock.socket()
-      c:settimeout(15)
-      assert(c:connect("127.0.0.1", tonumber(arg[1])))
+      local c = H.connect_tcp(arg[1], 15)
       assert(c:write(H.bulk(tonumber(arg[2]))) == c)
       c:close()
       print("done")

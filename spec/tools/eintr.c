@@ -1,5 +1,5 @@
 /*
- * LD_PRELOAD shim for spec/faults_spec.lua: makes every blocking syscall of
+ * LD_PRELOAD shim for spec/faults_signals_spec.lua: makes every blocking syscall of
  * the process it is loaded into see EINTR, often.
  *
  * Its constructor installs a do-nothing SIGALRM handler *without*

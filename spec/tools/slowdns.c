@@ -8,7 +8,8 @@
  * names the specs use).
  *
  * Built by `make test` (build/spec/slowdns.so, preloaded for the whole
- * spec) and by spec/faults_spec.lua for its children.
+ * spec) and, for their children, by spec/faults_connect_spec.lua and
+ * spec/faults_signals_spec.lua (H.build_shim).
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>

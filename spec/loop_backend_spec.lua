@@ -1,0 +1,72 @@
+-- The poller backends: CSOCK_BACKEND picks epoll or poll, csock.backend(),
+-- csock.pollfd(), and when the poller is made.
+--
+-- The loop is one per Lua state, so it is shared by every spec of this
+-- busted process: each test leaves it empty (checked by `H.nothing_left()`),
+-- and the tests that would leave something behind run in a child process.
+local csock = require "csock"
+local H = require "helper"
+
+describe("the poll backend", function()
+  it("csock.backend() is the one CSOCK_BACKEND asks for (epoll by default)", function()
+    local want = os.getenv("CSOCK_BACKEND")
+    if want == nil or want == "" then want = "epoll" end
+    assert.are.equal(want, csock.backend())
+  end)
+
+  it("csock.pollfd() is the epoll fd, or nil and a message on the poll backend", function()
+    local r = table.pack(csock.pollfd())
+    if csock.backend() == "epoll" then
+      assert.are.equal(1, r.n)
+      assert.are.equal("integer", math.type(r[1]))
+      local link = io.popen("readlink /proc/" .. H.PID .. "/fd/" .. r[1]):read("l")
+      assert.are.equal("anon_inode:[eventpoll]", link)
+    else
+      assert.is_nil(r[1])
+      assert.are.equal("string", type(r[2]))
+    end
+  end)
+
+  it("is made when first needed: require opens no fd, a task's wait or csock.pollfd() makes it", function()
+    -- A script that only makes blocking calls never needs the poller; making it (and the
+    -- resolver's eventfd) at require was a tenth of the module's start-up.
+    local out, code = H.child([[
+      local csock = require "csock"
+      local pid = io.open("/proc/self/stat"):read("n")
+      local function kinds()
+        local p = io.popen("ls -l /proc/" .. pid .. "/fd")
+        local s = p:read("a")
+        p:close()
+        local _, polls = s:gsub("anon_inode:%[eventpoll%]", "")
+        local _, events = s:gsub("anon_inode:%[eventfd%]", "")
+        return polls .. "," .. events
+      end
+      print("require", kinds())
+      local u = csock.socket("inet", "dgram") -- a call that waits, outside any task
+      assert(u:bind("127.0.0.1", 0))
+      u:settimeout(0.01)
+      assert(select(2, u:recvfrom()) == "timeout")
+      u:close()
+      print("blocking", kinds())
+      csock.spawn(function() csock.sleep(0.001) end)
+      csock.run()
+      print("task", kinds())
+      csock.spawn(function() assert(csock.getaddrinfo("localhost", 80)) end)
+      csock.run()
+      print("lookup", kinds())
+      print("pollfd", type(csock.pollfd()))
+    ]])
+    assert.are.equal(0, code, out)
+    local epoll = csock.backend() == "epoll" and 1 or 0
+    assert.are.equal(("require\t0,0\nblocking\t0,0\ntask\t%d,0\nlookup\t%d,1\npollfd\t%s\n")
+      :format(epoll, epoll, epoll == 1 and "number" or "nil"), out)
+  end)
+
+  it("an unknown CSOCK_BACKEND makes require fail", function()
+    local p = assert(io.popen("CSOCK_BACKEND=kqueue-nope " ..
+      H.lua_cmd("-e 'print(pcall(require, \"csock\"))' 2>&1")))
+    local out = p:read("a")
+    p:close()
+    assert.is_truthy(out:find("^false\t[^\n]*unknown poll backend 'kqueue%-nope'"), out)
+  end)
+end)
