@@ -47,7 +47,6 @@ csock_Socket *csock_newsocket(lua_State *L, csock_Net *net, int family, int type
 csock_Net *csock_getnet(lua_State *L);
 void csock_close(csock_Socket *s); /* idempotent, never blocks */
 int csock_checkfamily(lua_State *L, int idx);
-const char *csock_familyname(int family);
 
 /* errors.c: every failure result goes through these. */
 int csock_oserror(lua_State *L, int err);        /* nil, message, errno */

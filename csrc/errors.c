@@ -134,9 +134,9 @@ static int errno_pairs(lua_State *L) {
   return 3;
 }
 
-/* csock.errno starts empty and answers from errno_names on first use:
- * building its ~100 entries cost every require "csock" a sixth of
- * luaopen's instructions and 7 KB. */
+/* csock.errno starts empty and answers from errno_names on first use: most
+ * scripts never look at it, and require "csock" should not pay for
+ * building it (bench/RESULTS.md, start-up). */
 void csock_open_errors(lua_State *L) {
   static const luaL_Reg meta[] = {{"__index", errno_index}, {"__pairs", errno_pairs}, {NULL, NULL}};
   lua_newtable(L);

@@ -145,7 +145,7 @@ static int push_addrinfo(lua_State *L, const csock_Addr *addrs, int count) {
     char text[CSOCK_ADDRSTRLEN];
     int p = csock_addr_format(sa, addrs[i].len, text, sizeof text);
     lua_createtable(L, 0, 3);
-    lua_pushstring(L, csock_familyname(sa->sa_family));
+    lua_pushstring(L, csock_addr_familyname(sa->sa_family));
     lua_setfield(L, -2, "family");
     lua_pushstring(L, text);
     lua_setfield(L, -2, "host");

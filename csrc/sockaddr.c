@@ -11,6 +11,15 @@
 #include <string.h>
 #include <sys/un.h>
 
+const char *csock_addr_familyname(int family) {
+  switch (family) {
+    case AF_INET: return "inet";
+    case AF_INET6: return "inet6";
+    case AF_UNIX: return "unix";
+    default: return "?";
+  }
+}
+
 int csock_addr_unix(csock_Addr *a, const char *path, size_t len) {
   struct sockaddr_un *un = (struct sockaddr_un *)&a->ss;
   if (len >= sizeof un->sun_path) return -ENAMETOOLONG;

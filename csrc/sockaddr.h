@@ -15,6 +15,9 @@ typedef struct csock_Addr {
 /* Longest text form of an address: an IPv6 address with a zone, or a unix path. */
 #define CSOCK_ADDRSTRLEN 112
 
+/* "inet", "inet6", "unix", or "?" for another family. */
+const char *csock_addr_familyname(int family);
+
 /* Fills a unix address; -ENAMETOOLONG when the path does not fit. */
 int csock_addr_unix(csock_Addr *a, const char *path, size_t len);
 

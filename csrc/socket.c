@@ -14,6 +14,7 @@
 
 #include "core.h"
 
+/* The names of csock_addr_familyname, in luaL_checkoption's shape. */
 static const char *const family_names[] = {"inet", "inet6", "unix", NULL};
 static const int family_values[] = {AF_INET, AF_INET6, AF_UNIX};
 static const char *const type_names[] = {"stream", "dgram", NULL};
@@ -23,11 +24,6 @@ int csock_checkfamily(lua_State *L, int idx) {
   return family_values[luaL_checkoption(L, idx, "inet", family_names)];
 }
 
-const char *csock_familyname(int family) {
-  for (int i = 0; family_names[i]; i++)
-    if (family_values[i] == family) return family_names[i];
-  return "?";
-}
 
 /* csock_Net ------------------------------------------------------------------ */
 
@@ -173,12 +169,12 @@ static int l_tostring(lua_State *L) {
   csock_Socket *s = csock_checkanysocket(L, 1);
   const char *kind = s->type == SOCK_DGRAM ? "dgram" : "stream";
   if (!csock_isopen(s)) {
-    lua_pushfstring(L, "%s: %s %s (closed)", CSOCK_SOCKET_MT, csock_familyname(s->family), kind);
+    lua_pushfstring(L, "%s: %s %s (closed)", CSOCK_SOCKET_MT, csock_addr_familyname(s->family), kind);
     return 1;
   }
   luaL_Buffer b;
   luaL_buffinit(L, &b);
-  lua_pushfstring(L, "%s: %s %s fd=%d", CSOCK_SOCKET_MT, csock_familyname(s->family), kind, s->io.fd);
+  lua_pushfstring(L, "%s: %s %s fd=%d", CSOCK_SOCKET_MT, csock_addr_familyname(s->family), kind, s->io.fd);
   luaL_addvalue(&b);
   for (int peer = 0; peer < 2; peer++) {
     struct sockaddr_storage ss;

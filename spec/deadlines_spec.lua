@@ -5,10 +5,6 @@
 local csock = require "csock"
 local H = require "helper"
 
-local disarm
-before_each(function() disarm = H.watchdog() end)
-after_each(function() disarm() end)
-
 local SLACK = 0.2 -- how far past its timeout a call may return
 
 -- Runs fn(s) on a datagram socket of `family` that was shut down (`how`),

@@ -5,13 +5,13 @@
 local core = require "csock.core"
 local now, socket, getaddrinfo = core.now, core.socket, core.getaddrinfo
 
--- The core's own table, not a copy: copying it cost more than the rest of
--- this file's run. (A host that loads only csock.core gets neither listen
--- nor connect; one that loads csock finds them in csock.core as well.)
+-- The core's own table, not a copy, which every require would pay for
+-- (bench/RESULTS.md, start-up). (A host that loads only csock.core gets
+-- neither listen nor connect; one that loads csock finds them there too.)
 local csock = core
 csock.gettime = now
--- Set in the processes `csock --workers N` starts: 1..N. (tonumber("")
--- when unset cost two pages of libc's strtod code at every require.)
+-- Set in the processes `csock --workers N` starts: 1..N. Converted only
+-- when set: converting "" runs libc code that nothing else in a start needs.
 local worker = os.getenv("CSOCK_WORKER")
 csock.worker = worker and math.tointeger(tonumber(worker))
 -- Every server csock.listen made and not yet collected (the host closes
