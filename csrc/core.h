@@ -77,8 +77,9 @@ size_t csock_optcount(lua_State *L, int idx, lua_Integer def);
  * and comes back through k instead of blocking; k starts with
  * csock_resumed. A wait never outlives the operation's deadline, and
  * readiness that keeps moving nothing makes it pause rather than spin. */
+#define CSOCK_DEADLINE_UNSET INT64_MIN /* an operation's deadline before its first wait */
 static inline void csock_begin(csock_Socket *s, int dir) {
-  s->deadline[dir] = INT64_MIN; /* set at the first wait */
+  s->deadline[dir] = CSOCK_DEADLINE_UNSET;
   s->looked &= ~(1u << dir);
   s->stalls &= ~(7u << (3 * dir));
 }

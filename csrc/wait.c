@@ -20,7 +20,7 @@
 #define STALL_PAUSE_FROM 2 /* waits without progress before pausing */
 
 int64_t csock_deadline(csock_Socket *s, int dir) {
-  if (s->deadline[dir] == INT64_MIN) /* the operation's first wait */
+  if (s->deadline[dir] == CSOCK_DEADLINE_UNSET) /* the operation's first wait */
     s->deadline[dir] = s->timeout < 0 ? CSOCK_FOREVER : csock_sys_now() + s->timeout;
   return s->deadline[dir];
 }
@@ -40,7 +40,7 @@ static int64_t pause_until(int64_t pause, int64_t deadline) {
 
 int csock_wait(lua_State *L, csock_Socket *s, int dir, lua_KContext ctx, lua_KFunction k) {
   /* A deadline set just now from a positive timeout has not passed yet. */
-  int fresh = s->deadline[dir] == INT64_MIN && s->timeout > 0;
+  int fresh = s->deadline[dir] == CSOCK_DEADLINE_UNSET && s->timeout > 0;
   int64_t deadline = csock_deadline(s, dir);
   unsigned bit = 1u << dir;
   /* The readiness to wait for: the operation's own, unless the transport
