@@ -5,6 +5,7 @@
 -- busted spec/host_signals_spec.lua
 local H = require "helper"
 local X = require "host_helper"
+local csock = require "csock"
 
 local q = H.shell_quote
 local BIN, script, run, start, pid_port, kill = X.BIN, X.script, X.run, X.start, X.pid_port, X.kill
@@ -49,6 +50,34 @@ describe("graceful stop", function()
       assert.is_true(elapsed >= 0.3 and elapsed < 3, "elapsed " .. elapsed)
     end)
   end
+
+  it("SIGTERM after a handler returned: the output the loop still sends for it gets out whole", function()
+    -- The handler queues 60,000 bytes and returns; the peer reads nothing yet, so close hands
+    -- the kernel what fits (a few KB, with both buffers small) and the loop keeps sending the
+    -- rest in the background (docs/api.md, close). The stop waits for that too.
+    local proc = start(q(script([[
+local s = assert(csock.listen("127.0.0.1", 0, function(conn)
+  conn:setoption("sndbuf", 4096)
+  if not conn:read("l") then return end
+  for _ = 1, 60 do conn:write(string.rep("y", 1000)) end
+  print("returning")
+end))
+ready("pid " .. getpid() .. " port " .. select(2, s:getsockname()))
+]])))
+    local pid, port = pid_port(proc)
+    local c = assert(csock.socket())
+    assert(c:setoption("rcvbuf", 4096))
+    assert(c:connect("127.0.0.1", port))
+    c:settimeout(H.TIMEOUT)
+    c:write("req\n")
+    assert.are.equal("returning", proc:line())
+    kill("TERM", pid)
+    assert.truthy(refused(port, 1), "the listener still accepts after SIGTERM")
+    local data = c:read("a")
+    c:close()
+    local out, err, code = proc:finish()
+    assert.are.same({ 60000, "", "", 0 }, { #data, out, err, code })
+  end)
 
   it("--grace 0.2: a handler sleeping 2 s is cut off and the process exits 0 after about 0.2 s", function()
     local proc = start("--grace 0.2 " .. q(script(SLOW_SERVER)) .. " 2")
