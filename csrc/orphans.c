@@ -25,6 +25,7 @@ static void end(csock_Orphan *o) {
   csock_buf_release(&o->s.out, csock_pool(&o->s));
   *o->prev = o->next;
   if (o->next) o->next->prev = o->prev;
+  o->home->count--;
   csock_engine_ref(e, -1);
   free(o);
 }
@@ -70,6 +71,7 @@ int csock_orphans_adopt(csock_Orphans *os, csock_Socket *s) {
   if (o->next) o->next->prev = &o->next;
   o->prev = &os->list;
   os->list = o;
+  os->count++;
   csock_engine_ref(e, 1);
   return 1;
 }
@@ -83,5 +85,6 @@ static void close_all(csock_Hook *h, int phase) {
 void csock_orphans_init(csock_Orphans *os, csock_Engine *e) {
   os->engine = e;
   os->list = NULL;
+  os->count = 0;
   csock_engine_hook(e, &os->hook, CSOCK_HOOK_CLOSE, close_all);
 }

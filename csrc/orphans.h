@@ -20,6 +20,7 @@ typedef struct csock_Orphans {
   csock_Hook hook;        /* teardown: every orphan's fd is closed */
   csock_Engine *engine;
   csock_Orphan *list;
+  int count;              /* in the list: closed sockets still sending */
 } csock_Orphans;
 
 void csock_orphans_init(csock_Orphans *os, csock_Engine *e);

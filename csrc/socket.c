@@ -316,6 +316,14 @@ static const luaL_Reg metamethods[] = {
   {NULL, NULL},
 };
 
+/* core._sending(): how many closed sockets the loop is still sending
+ * output for (the orphans). The host's graceful stop waits for them as it
+ * waits for handlers: a handler's last reply may be among them. */
+static int l_sending(lua_State *L) {
+  lua_pushinteger(L, csock_getnet(L)->orphans.count);
+  return 1;
+}
+
 /* Expects the module table at -2 and the methods table at -1. A second
  * load of the module points both metatables at its methods table. */
 void csock_open_socket(lua_State *L) {
@@ -351,4 +359,6 @@ void csock_open_socket(lua_State *L) {
   lua_pop(L, 1);
   lua_pushcfunction(L, l_socket);
   lua_setfield(L, -3, "socket");
+  lua_pushcfunction(L, l_sending);
+  lua_setfield(L, -3, "_sending");
 }
