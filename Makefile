@@ -22,6 +22,9 @@ HDRS      := $(wildcard csrc/*.h csrc/host/*.h)
 LUA_MODS  := csock=lua/csock/init.lua csock.host=lua/csock/host.lua
 OBJS      := $(SRCS:csrc/%.c=build/%.o) build/embedded.o
 HOST_OBJS := $(HOST_SRCS:csrc/host/%.c=build/host/%.o)
+# The engine and what it uses, no Lua: its harness (spec/fuzz/fuzz_engine.c) links only these.
+ENGINE_SRCS := csrc/engine.c csrc/heap.c csrc/poll_epoll.c csrc/poll_poll.c csrc/sys.c
+ENGINE_HDRS := csrc/engine.h csrc/heap.h csrc/poller.h csrc/sys.h
 
 # The sanitizer build lives apart (build/asan/), so it never disturbs the normal one.
 ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -101,20 +104,24 @@ $(NODNS): spec/tools/slowdns.c
 	@mkdir -p build/spec
 	$(CC) -shared -fPIC -O2 -o $@ spec/tools/slowdns.c -ldl
 
-# libFuzzer harnesses (spec/fuzz/): the reader and addresses on their
-# Lua-free layers, options and RESP (readresp/writeresp) through the Lua
-# API. Seeds live in
+# libFuzzer harnesses (spec/fuzz/): the reader, addresses and the engine
+# (random programs of watches, timers, work and hooks, on both backends) on
+# their Lua-free layers, options and RESP (readresp/writeresp) through the
+# Lua API. Seeds live in
 # spec/fuzz/corpus/NAME, reproducers of fixed crashes in spec/fuzz/crashes/
 # (replayed first); new finds go to build/fuzz/.
 FUZZ_SECONDS ?= 20
 FUZZ_FLAGS   := -g -O1 -std=gnu11 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -I$(LUA_INCDIR) -Icsrc
-FUZZERS      := reader addr options resp
+FUZZERS      := reader addr options resp engine
 build/fuzz/fuzz_reader: spec/fuzz/fuzz_reader.c csrc/buffer.c csrc/buffer.h
 	@mkdir -p build/fuzz
 	clang $(FUZZ_FLAGS) -o $@ spec/fuzz/fuzz_reader.c csrc/buffer.c
 build/fuzz/fuzz_addr: spec/fuzz/fuzz_addr.c csrc/sockaddr.c csrc/sockaddr.h
 	@mkdir -p build/fuzz
 	clang $(FUZZ_FLAGS) -o $@ spec/fuzz/fuzz_addr.c csrc/sockaddr.c
+build/fuzz/fuzz_engine: spec/fuzz/fuzz_engine.c $(ENGINE_SRCS) $(ENGINE_HDRS)
+	@mkdir -p build/fuzz
+	clang $(FUZZ_FLAGS) -o $@ spec/fuzz/fuzz_engine.c $(ENGINE_SRCS)
 build/fuzz/fuzz_options: spec/fuzz/fuzz_options.c $(SRCS) build/embedded.c $(HDRS)
 	@mkdir -p build/fuzz
 	clang $(FUZZ_FLAGS) -o $@ spec/fuzz/fuzz_options.c $(SRCS) build/embedded.c $(LUA_LIB) -lm -ldl $(LIBS)
