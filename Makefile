@@ -104,6 +104,19 @@ $(NODNS): spec/tools/slowdns.c
 	@mkdir -p build/spec
 	$(CC) -shared -fPIC -O2 -o $@ spec/tools/slowdns.c -ldl
 
+# The engine's harness without libFuzzer: seeded random programs
+# (`engine_test COUNT SEED`, or `engine_test -f FILE...` to replay), run by
+# spec/engine_spec.lua; `make asan` hands it the sanitized build
+# (CSOCK_ENGINE_TEST).
+ENGINE_TEST      := build/spec/engine_test
+ENGINE_TEST_ASAN := build/asan/spec/engine_test
+$(ENGINE_TEST): spec/fuzz/fuzz_engine.c $(ENGINE_SRCS) $(ENGINE_HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 $(WARN) $(CFLAGS) -Icsrc -DENGINE_MAIN -o $@ spec/fuzz/fuzz_engine.c $(ENGINE_SRCS)
+$(ENGINE_TEST_ASAN): spec/fuzz/fuzz_engine.c $(ENGINE_SRCS) $(ENGINE_HDRS)
+	@mkdir -p $(dir $@)
+	clang -std=gnu11 $(WARN) $(ASAN_FLAGS) -Icsrc -DENGINE_MAIN -o $@ spec/fuzz/fuzz_engine.c $(ENGINE_SRCS)
+
 # libFuzzer harnesses (spec/fuzz/): the reader, addresses and the engine
 # (random programs of watches, timers, work and hooks, on both backends) on
 # their Lua-free layers, options and RESP (readresp/writeresp) through the
@@ -155,16 +168,17 @@ demo: deps
 	$(LUA) examples/demo.lua
 
 test: deps
-	$(MAKE) all examples $(NODNS)
+	$(MAKE) all examples $(NODNS) $(ENGINE_TEST)
 	$(SPEC)
 
 # lua5.4 itself is not instrumented, so the ASan runtime is preloaded.
 # Leak checking is for valgrind: Lua's own exit-time frees confuse LSan.
 ASAN_ENV := LUA_CPATH='build/asan/?.so;;' CSOCK_SPEC_CPATH='build/asan/?.so' CSOCK_BIN=build/asan/bin/csock \
+	CSOCK_ENGINE_TEST=$(ENGINE_TEST_ASAN) \
 	LD_PRELOAD="$$(clang -print-file-name=libclang_rt.asan-x86_64.so):$(NODNS)" \
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 asan: deps
-	$(MAKE) all build/asan/csock/core.so build/asan/bin/csock examples $(NODNS)
+	$(MAKE) all build/asan/csock/core.so build/asan/bin/csock examples $(NODNS) $(ENGINE_TEST_ASAN)
 	$(ASAN_ENV) CSOCK_BACKEND=epoll busted --cpath='build/asan/?.so'
 	$(ASAN_ENV) CSOCK_BACKEND=poll busted --cpath='build/asan/?.so'
 
@@ -174,7 +188,7 @@ asan: deps
 VALGRIND := valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
             --show-leak-kinds=definite
 valgrind: deps
-	$(MAKE) all examples $(NODNS)
+	$(MAKE) all examples $(NODNS) $(ENGINE_TEST)
 	LD_PRELOAD=$(NODNS) CSOCK_BACKEND=epoll $(VALGRIND) $(LUA) /usr/bin/busted --ignore-lua
 	LD_PRELOAD=$(NODNS) CSOCK_BACKEND=poll $(VALGRIND) $(LUA) /usr/bin/busted --ignore-lua
 
