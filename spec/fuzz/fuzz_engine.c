@@ -47,7 +47,7 @@ static void fail(int line, const char *what);
 #define RD CSOCK_WANT_READ
 #define WR CSOCK_WANT_WRITE
 #define NIO 5
-#define NTIMER 6
+#define NTIMER 72 /* more than the heap's first 64 slots: bursts make it grow */
 #define NWORK 6
 #define NHOOK 5 /* the checker and up to 4 more */
 #define BUDGET 200 /* self-renewing actions (requeue, refire, hook work) per run */
@@ -116,7 +116,7 @@ typedef struct Run {
 
 /* What the runs exercised, for the standalone tester's summary. */
 static struct {
-  unsigned long polls, reports, fires, works, hooks, closes, ops, refires;
+  unsigned long polls, reports, fires, works, hooks, closes, ops, refires, grown;
 } stats;
 
 static Run run_state;
@@ -495,6 +495,7 @@ static void check_state(void) {
   }
   const csock_Heap *h = &R->e.heap;
   CHECK(h->n == set && h->n <= h->cap);
+  if (h->cap > 64) stats.grown++;
   for (int i = 0; i < h->n; i++) {
     CHECK(h->nodes[i]->index == i);
     CHECK(i == 0 || !node_before(h->nodes[i], h->nodes[(i - 1) / 2]));
@@ -699,9 +700,23 @@ static void run_program(const uint8_t *data, size_t size) {
   for (R->op = 0; s.n > 0 && R->op < MAXOPS; R->op++) {
     unsigned op = take(&s) % 32;
     switch (op) {
-    case 0: case 1: case 2: case 26: case 27: case 28: case 29: case 30: case 31:
+    case 0: case 1: case 2: case 26: case 27: case 28: case 29:
       do_step(0);
       break;
+    case 30: case 31: { /* a burst: many timers set (mostly far away) or cancelled at once */
+      unsigned i = take(&s), n = take(&s) % NTIMER + 1;
+      for (unsigned k = 0; k < n; k++) {
+        Timer *t = &R->timers[(i + k) % NTIMER];
+        if (op == 30) {
+          cancel_timer(t);
+          continue;
+        }
+        unsigned a = rnd();
+        int action = (int)(a % 5);
+        set_timer(t, pick_when((a & 7) == 0, a >> 3), action);
+      }
+      break;
+    }
     case 3: { /* a longer step, that must not wait: a passed timer is set and no work can cancel it */
       static const int64_t longer[] = {1, 1000000, 1000000000};
       unsigned a = take(&s);
@@ -886,8 +901,8 @@ int main(int argc, char **argv) {
   }
   printf("engine: %ld programs, both backends, ok\n", count);
   printf("engine: %lu runs, %lu ops, %lu polls, %lu io reports, %lu timer fires (%lu re-set inside), "
-         "%lu work runs, %lu hook calls\n", stats.closes, stats.ops, stats.polls, stats.reports,
-         stats.fires, stats.refires, stats.works, stats.hooks);
+         "%lu work runs, %lu hook calls, %lu checks with the heap grown\n", stats.closes, stats.ops, stats.polls,
+         stats.reports, stats.fires, stats.refires, stats.works, stats.hooks, stats.grown);
   return 0;
 }
 #endif
