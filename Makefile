@@ -22,6 +22,9 @@ HDRS      := $(wildcard csrc/*.h csrc/host/*.h)
 LUA_MODS  := csock=lua/csock/init.lua csock.host=lua/csock/host.lua
 OBJS      := $(SRCS:csrc/%.c=build/%.o) build/embedded.o
 HOST_OBJS := $(HOST_SRCS:csrc/host/%.c=build/host/%.o)
+# The engine and what it uses, no Lua: its harness (spec/fuzz/fuzz_engine.c) links only these.
+ENGINE_SRCS := csrc/engine.c csrc/heap.c csrc/poll_epoll.c csrc/poll_poll.c csrc/sys.c
+ENGINE_HDRS := csrc/engine.h csrc/heap.h csrc/poller.h csrc/sys.h
 
 # The sanitizer build lives apart (build/asan/), so it never disturbs the normal one.
 ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -101,20 +104,37 @@ $(NODNS): spec/tools/slowdns.c
 	@mkdir -p build/spec
 	$(CC) -shared -fPIC -O2 -o $@ spec/tools/slowdns.c -ldl
 
-# libFuzzer harnesses (spec/fuzz/): the reader and addresses on their
-# Lua-free layers, options and RESP (readresp/writeresp) through the Lua
-# API. Seeds live in
+# The engine's harness without libFuzzer: seeded random programs
+# (`engine_test COUNT SEED`, or `engine_test -f FILE...` to replay), run by
+# spec/engine_spec.lua; `make asan` hands it the sanitized build
+# (CSOCK_ENGINE_TEST).
+ENGINE_TEST      := build/spec/engine_test
+ENGINE_TEST_ASAN := build/asan/spec/engine_test
+$(ENGINE_TEST): spec/fuzz/fuzz_engine.c $(ENGINE_SRCS) $(ENGINE_HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 $(WARN) $(CFLAGS) -Icsrc -DENGINE_MAIN -o $@ spec/fuzz/fuzz_engine.c $(ENGINE_SRCS)
+$(ENGINE_TEST_ASAN): spec/fuzz/fuzz_engine.c $(ENGINE_SRCS) $(ENGINE_HDRS)
+	@mkdir -p $(dir $@)
+	clang -std=gnu11 $(WARN) $(ASAN_FLAGS) -Icsrc -DENGINE_MAIN -o $@ spec/fuzz/fuzz_engine.c $(ENGINE_SRCS)
+
+# libFuzzer harnesses (spec/fuzz/): the reader, addresses and the engine
+# (random programs of watches, timers, work and hooks, on both backends) on
+# their Lua-free layers, options and RESP (readresp/writeresp) through the
+# Lua API. Seeds live in
 # spec/fuzz/corpus/NAME, reproducers of fixed crashes in spec/fuzz/crashes/
 # (replayed first); new finds go to build/fuzz/.
 FUZZ_SECONDS ?= 20
 FUZZ_FLAGS   := -g -O1 -std=gnu11 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -I$(LUA_INCDIR) -Icsrc
-FUZZERS      := reader addr options resp
+FUZZERS      := reader addr options resp engine
 build/fuzz/fuzz_reader: spec/fuzz/fuzz_reader.c csrc/buffer.c csrc/buffer.h
 	@mkdir -p build/fuzz
 	clang $(FUZZ_FLAGS) -o $@ spec/fuzz/fuzz_reader.c csrc/buffer.c
 build/fuzz/fuzz_addr: spec/fuzz/fuzz_addr.c csrc/sockaddr.c csrc/sockaddr.h
 	@mkdir -p build/fuzz
 	clang $(FUZZ_FLAGS) -o $@ spec/fuzz/fuzz_addr.c csrc/sockaddr.c
+build/fuzz/fuzz_engine: spec/fuzz/fuzz_engine.c $(ENGINE_SRCS) $(ENGINE_HDRS)
+	@mkdir -p build/fuzz
+	clang $(FUZZ_FLAGS) -o $@ spec/fuzz/fuzz_engine.c $(ENGINE_SRCS)
 build/fuzz/fuzz_options: spec/fuzz/fuzz_options.c $(SRCS) build/embedded.c $(HDRS)
 	@mkdir -p build/fuzz
 	clang $(FUZZ_FLAGS) -o $@ spec/fuzz/fuzz_options.c $(SRCS) build/embedded.c $(LUA_LIB) -lm -ldl $(LIBS)
@@ -148,16 +168,17 @@ demo: deps
 	$(LUA) examples/demo.lua
 
 test: deps
-	$(MAKE) all examples $(NODNS)
+	$(MAKE) all examples $(NODNS) $(ENGINE_TEST)
 	$(SPEC)
 
 # lua5.4 itself is not instrumented, so the ASan runtime is preloaded.
 # Leak checking is for valgrind: Lua's own exit-time frees confuse LSan.
 ASAN_ENV := LUA_CPATH='build/asan/?.so;;' CSOCK_SPEC_CPATH='build/asan/?.so' CSOCK_BIN=build/asan/bin/csock \
+	CSOCK_ENGINE_TEST=$(ENGINE_TEST_ASAN) \
 	LD_PRELOAD="$$(clang -print-file-name=libclang_rt.asan-x86_64.so):$(NODNS)" \
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 asan: deps
-	$(MAKE) all build/asan/csock/core.so build/asan/bin/csock examples $(NODNS)
+	$(MAKE) all build/asan/csock/core.so build/asan/bin/csock examples $(NODNS) $(ENGINE_TEST_ASAN)
 	$(ASAN_ENV) CSOCK_BACKEND=epoll busted --cpath='build/asan/?.so'
 	$(ASAN_ENV) CSOCK_BACKEND=poll busted --cpath='build/asan/?.so'
 
@@ -167,7 +188,7 @@ asan: deps
 VALGRIND := valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
             --show-leak-kinds=definite
 valgrind: deps
-	$(MAKE) all examples $(NODNS)
+	$(MAKE) all examples $(NODNS) $(ENGINE_TEST)
 	LD_PRELOAD=$(NODNS) CSOCK_BACKEND=epoll $(VALGRIND) $(LUA) /usr/bin/busted --ignore-lua
 	LD_PRELOAD=$(NODNS) CSOCK_BACKEND=poll $(VALGRIND) $(LUA) /usr/bin/busted --ignore-lua
 

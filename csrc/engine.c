@@ -104,6 +104,7 @@ static void expire(csock_Engine *e) {
 
 int csock_engine_step(csock_Engine *e, int64_t timeout_ns) {
   run_ready(e);
+  if (e->closed) return 0; /* work closed it: its hooks are over */
   run_hooks(e, CSOCK_HOOK_BEFOREPOLL);
   if (e->stop || e->alive == 0) return 0; /* nothing could end a poll */
   int64_t needed = csock_engine_timeout(e);
@@ -114,6 +115,6 @@ int csock_engine_step(csock_Engine *e, int64_t timeout_ns) {
   for (int i = 0; i < n; i++) e->events[i].io->ready(e->events[i].io, e->events[i].events);
   expire(e);
   run_ready(e);
-  run_hooks(e, CSOCK_HOOK_BEFOREPOLL);
+  if (!e->closed) run_hooks(e, CSOCK_HOOK_BEFOREPOLL);
   return 0;
 }
