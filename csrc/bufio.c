@@ -110,7 +110,7 @@ int csock_readmore(lua_State *L, csock_Socket *s, size_t want, lua_KContext ctx,
                    lua_KFunction k) {
   ssize_t n = fill(s, want);
   if (n > 0) {
-    csock_progress(s, CSOCK_DIR_READ);
+    csock_progress(s);
     return 0;
   }
   if (n == 0) {
@@ -163,7 +163,7 @@ static int l_read(lua_State *L) {
   int nf = lua_gettop(L) - 1;
   luaL_checkstack(L, nf + 3, "too many formats"); /* a value each, then nil, message, errno */
   for (int i = 2; i <= nf + 1; i++) checkformat(L, i, &unused);
-  csock_begin(s, CSOCK_DIR_READ);
+  csock_begin(L, s, CSOCK_DIR_READ);
   return read_k(L, LUA_OK, nf);
 }
 
@@ -179,7 +179,7 @@ static int lines_next(lua_State *L) {
   lua_settop(L, 0);
   lua_pushvalue(L, lua_upvalueindex(1));
   lua_pushvalue(L, lua_upvalueindex(2));
-  csock_begin(csock_checksocket(L, 1), CSOCK_DIR_READ);
+  csock_begin(L, csock_checksocket(L, 1), CSOCK_DIR_READ);
   return lines_k(L, LUA_OK, 0);
 }
 
@@ -236,7 +236,7 @@ static int l_readuntil(lua_State *L) {
   luaL_checklstring(L, 2, &dlen);
   luaL_argcheck(L, dlen > 0, 2, "empty delimiter");
   lua_settop(L, 2);
-  csock_begin(s, CSOCK_DIR_READ);
+  csock_begin(L, s, CSOCK_DIR_READ);
   return until_k(L, LUA_OK, 0);
 }
 
@@ -272,7 +272,7 @@ static int write_k(lua_State *L, int status, lua_KContext ctx) {
       size_t from_out = (size_t)n < pending ? (size_t)n : pending;
       csock_buf_consume(&s->out, from_out);
       sent += (size_t)n - from_out;
-      if (n > 0) csock_progress(s, CSOCK_DIR_WRITE);
+      if (n > 0) csock_progress(s);
       if ((size_t)n == total) continue;
     } else if (!csock_sys_again((int)n)) {
       csock_output_fail(s, EPIPE); /* a dead connection: later writes say "closed", as the kernel would */
@@ -301,7 +301,7 @@ void csock_outcommit(csock_Socket *s, size_t n) {
 }
 
 int csock_sendnow(lua_State *L, csock_Socket *s) {
-  csock_begin(s, CSOCK_DIR_WRITE);
+  csock_begin(L, s, CSOCK_DIR_WRITE);
   return write_k(L, LUA_OK, 0);
 }
 
@@ -355,7 +355,7 @@ static int l_write(lua_State *L) {
       return 1;
     }
     if (sent >= 0) { /* the rest does not fit the queue: write waits for room */
-      csock_begin(s, CSOCK_DIR_WRITE);
+      csock_begin(L, s, CSOCK_DIR_WRITE);
       return write_k(L, LUA_OK, (lua_KContext)sent);
     }
   }

@@ -26,8 +26,9 @@ csock_Engine *csock_getengine(lua_State *L);
 /* run.c: runs the loop until `until` is done (NULL: until nothing is
  * left), stop, or csock.run's task fails (its error is raised). */
 void csock_run_until(lua_State *L, csock_Task *until);
-/* run.c: one turn, polling at most timeout_ns: 0 or -errno. The engine
- * must not be running (csock.step and csock_step check). */
+/* run.c: one turn, polling at most timeout_ns: 0 or -errno (an error out
+ * of the turn, when memory runs out, is raised). The engine must not be
+ * running (csock.step and csock_step check). */
 int csock_run_step(lua_State *L, csock_Sched *sched, int64_t timeout_ns);
 
 /* socket.c: getting a socket off the stack. At an entry point,
@@ -76,20 +77,34 @@ size_t csock_optcount(lua_State *L, int idx, lua_Integer def);
  * the failure, the number of results to return. Inside a task it yields
  * and comes back through k instead of blocking; k starts with
  * csock_resumed. A wait never outlives the operation's deadline, and
- * readiness that keeps moving nothing makes it pause rather than spin. */
+ * readiness that keeps moving nothing makes it pause rather than spin:
+ * every call that moves something (bytes, a connection) says so with
+ * csock_progress. */
 #define CSOCK_DEADLINE_UNSET INT64_MIN /* an operation's deadline before its first wait */
-static inline void csock_begin(csock_Socket *s, int dir) {
-  s->deadline[dir] = CSOCK_DEADLINE_UNSET;
-  s->looked &= ~(1u << dir);
-  s->stalls &= ~(7u << (3 * dir));
+/* The operation's own state (its deadline, its look past it) is kept in
+ * its task, so that tasks sharing a socket keep theirs, or in the socket
+ * for a blocking call. */
+static inline void csock_begin(lua_State *L, csock_Socket *s, int dir) {
+  csock_Task *t = csock_task_current(s->net->sched, L);
+  if (t != NULL) {
+    t->deadline = CSOCK_DEADLINE_UNSET;
+    t->looked = 0;
+  } else { /* blocking calls come one at a time */
+    s->deadline = CSOCK_DEADLINE_UNSET;
+    s->looked = 0;
+  }
+  s->stalls &= ~(7u << (3 * dir)); /* reports before it were not its stalls */
 }
-/* The operation moved bytes: its waits start afresh. */
-static inline void csock_progress(csock_Socket *s, int dir) {
-  s->stalls &= ~(7u << (3 * dir));
+/* Something moved on s: readiness reports before this were not for nothing. */
+static inline void csock_progress(csock_Socket *s) {
+  s->stalls = 0;
 }
 int csock_wait(lua_State *L, csock_Socket *s, int dir, lua_KContext ctx, lua_KFunction k);
+/* A wait for no readiness, until the monotonic time `until`: suspends the
+ * task (back through k) or sleeps (returns 0). For what nothing signals. */
+int csock_pause(lua_State *L, csock_Socket *s, int64_t until, lua_KContext ctx, lua_KFunction k);
 /* The operation's deadline (CSOCK_FOREVER for none), fixed at its first ask. */
-int64_t csock_deadline(csock_Socket *s, int dir);
+int64_t csock_deadline(lua_State *L, csock_Socket *s);
 /* In k: the wait's outcome, as csock_wait returns it. */
 int csock_resumed(lua_State *L, csock_Socket *s);
 /* The engine's report for a socket (its io.ready). */
@@ -124,11 +139,15 @@ char *csock_outreserve(lua_State *L, csock_Socket *s, size_t n);
 void csock_outcommit(csock_Socket *s, size_t n);
 int csock_sendnow(lua_State *L, csock_Socket *s);
 
-/* fdwait.c: suspends task t until fd is ready for `want` or the deadline;
- * resumes through k with the watch's userdata below the wake code. Returns
- * the number of failure results pushed if it can't wait. */
-int csock_waitfd(lua_State *L, csock_Task *t, int fd, int want, int owned, int64_t deadline,
-                 lua_KContext ctx, lua_KFunction k);
+/* fdwait.c: csock_fdwatch pushes a watch for an fd csock does not own
+ * (made before the fd, so an fd made for it never leaks); csock_waitfd
+ * gives it fd (closed with the watch if `owned`) and suspends task t until
+ * fd is ready for `want` or the deadline; it resumes through k with the
+ * watch below the wake code. Returns the failure results pushed if it
+ * can't wait. */
+void *csock_fdwatch(lua_State *L);
+int csock_waitfd(lua_State *L, csock_Task *t, void *watch, int fd, int want, int owned,
+                 int64_t deadline, lua_KContext ctx, lua_KFunction k);
 /* In k: ends that wait (watch at idx): 1 ready, 0 timed out. Pops the wake code. */
 int csock_waitfd_end(lua_State *L, int idx);
 

@@ -36,7 +36,7 @@ CSOCK_API int csock_run(lua_State *L);
 
 /* One turn of the loop, waiting at most timeout_ms (0: not at all; -1:
  * as long as needed). Returns 1 if tasks or timers remain, 0 if none, or
- * -errno if polling failed. Call it when csock_pollfd is readable, or
+ * -errno if polling failed (-ENOMEM if memory ran out). Call it when csock_pollfd is readable, or
  * when csock_timeout's time has come. */
 CSOCK_API int csock_step(lua_State *L, int timeout_ms);
 

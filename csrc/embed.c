@@ -2,6 +2,7 @@
  * The embedding API (csock.h): opening csock into a host's lua_State,
  * running scripts, and driving the loop from a host's own event loop.
  */
+#include <errno.h>
 #include <string.h>
 
 #include "core.h"
@@ -78,10 +79,21 @@ CSOCK_API int csock_run(lua_State *L) {
   return protected(L, 0);
 }
 
+static int step(lua_State *L) {
+  csock_Sched *sched = (csock_Sched *)lua_touserdata(L, 1);
+  lua_pushinteger(L, csock_run_step(L, sched, (int64_t)lua_tointeger(L, 2)));
+  return 1;
+}
+
 CSOCK_API int csock_step(lua_State *L, int timeout_ms) {
   csock_Sched *sched = csock_getsched(L);
   if (sched == NULL || csock_sched_engine(sched)->running) return 0;
-  int r = csock_run_step(L, sched, timeout_ms < 0 ? CSOCK_FOREVER : (int64_t)timeout_ms * 1000000);
+  lua_pushcfunction(L, step); /* a host calls this unprotected: nothing may escape */
+  lua_pushlightuserdata(L, sched);
+  lua_pushinteger(L, timeout_ms < 0 ? CSOCK_FOREVER : (lua_Integer)timeout_ms * 1000000);
+  int status = lua_pcall(L, 2, 1, 0);
+  int r = status == LUA_OK ? (int)lua_tointeger(L, -1) : status == LUA_ERRMEM ? -ENOMEM : -EIO;
+  lua_pop(L, 1);
   return r < 0 ? r : csock_sched_engine(sched)->alive > 0;
 }
 

@@ -56,6 +56,7 @@ int csock_engine_settimer(csock_Engine *e, csock_Timer *t, int64_t when) {
 
 void csock_engine_hook(csock_Engine *e, csock_Hook *h, int phases, void (*fn)(csock_Hook *, int)) {
   h->phases = phases;
+  h->due = 0;
   h->fn = fn;
   h->next = e->hooks;
   e->hooks = h;
@@ -75,6 +76,8 @@ void csock_engine_leave(csock_Engine *e) {
 
 int64_t csock_engine_timeout(const csock_Engine *e) {
   if (e->ready) return 0;
+  for (const csock_Hook *h = e->hooks; h != NULL; h = h->next)
+    if (h->due) return 0;
   csock_HeapNode *top = csock_heap_top(&e->heap);
   if (top == NULL) return CSOCK_FOREVER;
   int64_t left = top->when - csock_sys_now();

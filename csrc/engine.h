@@ -61,6 +61,7 @@ typedef struct csock_Hook csock_Hook;
 struct csock_Hook {
   csock_Hook *next;
   int phases;
+  int due;   /* its owner's: it has work for the next before-poll phase */
   void (*fn)(csock_Hook *h, int phase);
 };
 
@@ -117,6 +118,12 @@ static inline void csock_engine_queue(csock_Engine *e, csock_Work *w) {
   *e->ready_tail = w;
   e->ready_tail = &w->next;
 }
+/* Queues w to run next, before what is queued already. */
+static inline void csock_engine_queuefront(csock_Engine *e, csock_Work *w) {
+  w->next = e->ready;
+  if (e->ready == NULL) e->ready_tail = &w->next;
+  e->ready = w;
+}
 
 /* Adds h, to be called with each of `phases` (a mask of CSOCK_HOOK_*).
  * Hooks are never removed: teardown ends them. */
@@ -135,7 +142,8 @@ void csock_engine_enter(csock_Engine *e);
 void csock_engine_leave(csock_Engine *e);
 
 /* Nanoseconds until the engine needs a turn without fd activity: 0 when
- * work is queued, the time to the next timer, or CSOCK_FOREVER. */
+ * work is queued or a hook is due, the time to the next timer, or
+ * CSOCK_FOREVER. */
 int64_t csock_engine_timeout(const csock_Engine *e);
 /* One turn, polling at most timeout_ns (CSOCK_FOREVER: as long as
  * needed); no poll at all once nothing is alive or stop was called.

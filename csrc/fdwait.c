@@ -39,17 +39,23 @@ static int fdwatch_gc(lua_State *L) {
   return 0;
 }
 
-int csock_waitfd(lua_State *L, csock_Task *t, int fd, int want, int owned, int64_t deadline,
-                 lua_KContext ctx, lua_KFunction k) {
-  csock_Engine *e = csock_sched_engine(t->sched);
+void *csock_fdwatch(lua_State *L) {
   FdWatch *fw = (FdWatch *)lua_newuserdatauv(L, sizeof *fw, 0);
   memset(fw, 0, sizeof *fw);
-  fw->io.fd = fd;
+  fw->io.fd = -1;
   fw->io.ready = ready;
+  luaL_setmetatable(L, CSOCK_FDWATCH_MT);
+  return fw;
+}
+
+int csock_waitfd(lua_State *L, csock_Task *t, void *watch, int fd, int want, int owned,
+                 int64_t deadline, lua_KContext ctx, lua_KFunction k) {
+  csock_Engine *e = csock_sched_engine(t->sched);
+  FdWatch *fw = (FdWatch *)watch;
+  fw->io.fd = fd;
   fw->engine = e;
   fw->want = want;
   fw->owned = owned;
-  luaL_setmetatable(L, CSOCK_FDWATCH_MT);
   int r = csock_engine_watch(e, &fw->io, want);
   if (r == -EEXIST && !owned) {
     /* the engine watches this fd already (a csock socket's): watch a
@@ -91,7 +97,7 @@ static int l_waitfd(lua_State *L) {
   int64_t deadline = csock_optdeadline(L, 3);
   lua_settop(L, 0);
   csock_Task *t = csock_task_current(csock_getsched(L), L);
-  if (t != NULL) return csock_waitfd(L, t, (int)fd, want, 0, deadline, 0, waitfd_k);
+  if (t != NULL) return csock_waitfd(L, t, csock_fdwatch(L), (int)fd, want, 0, deadline, 0, waitfd_k);
   int r = csock_sys_wait((int)fd, want, deadline);
   if (r < 0) return csock_oserror(L, r);
   if (r == 0) return csock_timeout(L);

@@ -44,7 +44,8 @@ static int resolve_error(lua_State *L, int rc, int err) {
   return 2;
 }
 
-/* A lookup's thread handed it back: wake the task waiting for it. */
+/* A lookup's thread handed it back: wake the task waiting for it. (A task
+ * that timed out is no longer there, and releases the lookup itself.) */
 static void lookup_done(csock_Lookup *lk) {
   csock_task_wakeall(&lk->waiter, CSOCK_WOKE_READY);
 }
@@ -77,17 +78,20 @@ static int lookup(lua_State *L, const char *host, int port, int family, int sock
   *lkp = NULL;
   csock_Task *t = k ? csock_task_current(csock_getsched(L), L) : NULL;
   if (t != NULL || deadline >= 0) {
-    csock_Lookup *lk = csock_lookup_start(getresolver(L), host, port, family, socktype, lookup_done);
+    csock_Lookup *lk = csock_lookup_start(getresolver(L), host, port, family, socktype,
+                                          t ? lookup_done : NULL);
     if (lk != NULL && t != NULL) {
       csock_task_waitin(t, &lk->waiter);
       return csock_task_suspend(L, t, deadline, (lua_KContext)lk, k);
     }
     if (lk != NULL) {
-      if (!csock_lookup_wait(lk, deadline)) return csock_timeout(L);
+      int w = csock_lookup_wait(lk, deadline);
+      if (w <= 0) return w == 0 ? csock_timeout(L) : csock_oserror(L, w);
       *lkp = lk;
       return outcome(L, lk);
     }
   }
+  /* No helper thread to be had (or no deadline): in place, unbounded. */
   int rc = csock_addr_resolve(host, port, family, socktype, out, max, count);
   return rc ? resolve_error(L, rc, errno) : 0;
 }
@@ -118,7 +122,7 @@ int csock_getaddr(lua_State *L, csock_Socket *s, int idx, csock_Addr *a, lua_KFu
   }
   if (csock_addr_numeric(host, port, s->family, a)) return 0;
   /* the operation's deadline (callers csock_begin first): it covers the lookup too */
-  int64_t deadline = csock_deadline(s, CSOCK_DIR_WRITE);
+  int64_t deadline = csock_deadline(L, s);
   csock_Lookup *lk;
   int count;
   int n = lookup(L, host, port, s->family, s->type, deadline, k, &lk, a, 1, &count);

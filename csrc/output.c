@@ -11,6 +11,7 @@ void csock_output_markdirty(csock_Socket *s) {
   if (q->dirty) q->dirty->dirty_prev = &s->dirty_next;
   s->dirty_prev = &q->dirty;
   q->dirty = s;
+  q->hook.due = 1; /* a host driving the loop must step before it sleeps */
 }
 
 void csock_output_unmark(csock_Socket *s) {
@@ -86,6 +87,7 @@ static void flush_queue(csock_Hook *h, int phase) {
     csock_output_unmark(s);
     flush_socket(q, s);
   }
+  q->hook.due = 0;
 }
 
 void csock_output_init(csock_Output *q, csock_Engine *e) {

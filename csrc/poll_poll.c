@@ -36,7 +36,7 @@ static short events_of(int want) {
 static void pl_forget(csock_Poller *p, csock_Io *w) {
   if (!w->watched) return;
   int last = --p->n;
-  if (w->slot != last) {
+  if ((int)w->slot != last) {
     p->fds[w->slot] = p->fds[last];
     p->watches[w->slot] = p->watches[last];
     p->watches[w->slot]->slot = w->slot;
@@ -60,7 +60,7 @@ static int pl_watch(csock_Poller *p, csock_Io *w, int want) {
       p->watches = watches;
       p->cap = cap;
     }
-    w->slot = p->n++;
+    w->slot = (unsigned)p->n++;
     p->watches[w->slot] = w;
     p->fds[w->slot].fd = w->fd;
   }

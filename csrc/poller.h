@@ -16,8 +16,8 @@
 typedef struct csock_Io csock_Io;
 struct csock_Io {
   int fd;
-  int watched;  /* directions the backend reports now, 0 = not registered */
-  int slot;     /* the backend's private index */
+  unsigned watched : 2; /* directions the backend reports now, 0 = not registered */
+  unsigned slot : 30;   /* the backend's private index */
   void (*ready)(csock_Io *io, int events);
 };
 

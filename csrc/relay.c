@@ -22,12 +22,19 @@ static int failed(lua_State *L, int nres, lua_KContext copied) {
   return nres + 1;
 }
 
-/* Waits on s in direction dir with a deadline of its own: a relay that
- * keeps moving never times out, one stalled longer than the timeout does. */
 static int waitfor(lua_State *L, csock_Socket *s, int dir, lua_KContext copied) {
-  csock_begin(s, dir);
   int r = csock_wait(L, s, dir, copied, copy_k);
   return r ? failed(L, r, copied) : 0;
+}
+
+/* Bytes moved: the waits' deadlines start again. A relay that keeps
+ * moving never times out; one that moves nothing for longer than the
+ * timeout does, however often its sockets are reported ready. */
+static void moved(lua_State *L, csock_Socket *src, csock_Socket *dst) {
+  csock_begin(L, src, CSOCK_DIR_READ);
+  csock_begin(L, dst, CSOCK_DIR_WRITE);
+  csock_progress(src);
+  csock_progress(dst);
 }
 
 /* Sends p[0..n) to dst now; what the kernel does not take is queued in
@@ -48,12 +55,14 @@ static int copy_k(lua_State *L, int status, lua_KContext ctx) {
   for (;;) {
     if (!csock_isopen(src) || !csock_isopen(dst)) return failed(L, csock_closed(L), copied); /* by another task */
     if (dst->out_err) return failed(L, csock_oserror(L, dst->out_err), copied);
-    if (csock_buf_len(&dst->out) > 0) { /* what dst could not take first */
+    size_t queued = csock_buf_len(&dst->out);
+    if (queued > 0) { /* what dst could not take first */
       r = csock_output_flushnow(dst);
       if (r < 0 && !csock_sys_again(r)) {
         csock_output_fail(dst, EPIPE); /* as write: later writes say "closed" */
         return failed(L, csock_oserror(L, r), copied);
       }
+      if (csock_buf_len(&dst->out) < queued) moved(L, src, dst);
       if (r < 0) {
         if ((r = waitfor(L, dst, CSOCK_DIR_WRITE, copied))) return r;
         continue;
@@ -71,6 +80,7 @@ static int copy_k(lua_State *L, int status, lua_KContext ctx) {
       csock_buf_consume(&src->in, n);
       csock_buf_trim(&src->in, csock_pool(src));
       copied += (lua_KContext)n;
+      moved(L, src, dst);
       continue;
     }
     char *owned, *p = csock_recvspace(src, want, &owned);
@@ -81,6 +91,7 @@ static int copy_k(lua_State *L, int status, lua_KContext ctx) {
       free(owned);
       if (r < 0) return failed(L, csock_oserror(L, -r), copied);
       copied += (lua_KContext)n;
+      moved(L, src, dst);
       continue;
     }
     free(owned);
@@ -99,6 +110,7 @@ static int l_copyto(lua_State *L) {
   luaL_argcheck(L, dst->type == SOCK_STREAM, 2, "stream socket expected");
   if (!lua_isnoneornil(L, 3)) luaL_argcheck(L, luaL_checkinteger(L, 3) >= 0, 3, "count must not be negative");
   lua_settop(L, 3);
+  moved(L, src, dst); /* the first deadlines */
   return copy_k(L, LUA_OK, 0);
 }
 

@@ -60,10 +60,11 @@ static void wakeup_ready(csock_Io *io, int events) {
 }
 
 /* The engine watches the eventfd once it polls at all: a script that only
- * makes blocking lookups never needs a poller for it. */
-static void watch(csock_Resolver *r) {
+ * makes blocking lookups never needs a poller for it. 0 or -errno. */
+static int watch(csock_Resolver *r) {
   if (r->wakeup.fd >= 0 && !r->wakeup.watched && r->engine->poller)
-    csock_engine_watch(r->engine, &r->wakeup, CSOCK_WANT_READ);
+    return csock_engine_watch(r->engine, &r->wakeup, CSOCK_WANT_READ);
+  return 0;
 }
 
 csock_Lookup *csock_lookup_start(csock_Resolver *r, const char *host, int port, int family,
@@ -73,7 +74,7 @@ csock_Lookup *csock_lookup_start(csock_Resolver *r, const char *host, int port, 
     if (fd < 0) return NULL;
     r->wakeup.fd = fd;
   }
-  watch(r);
+  if (watch(r) < 0) return NULL; /* nothing would tell the loop it is done */
   size_t len = strlen(host);
   csock_Lookup *lk = calloc(1, sizeof *lk + len + 1);
   if (lk == NULL) return NULL;
@@ -107,9 +108,9 @@ int csock_lookup_wait(csock_Lookup *lk, int64_t deadline) {
     int w = csock_sys_wait(r->wakeup.fd, CSOCK_WANT_READ, deadline);
     if (w > 0) {
       collect(r); /* marks ours finished, hands the others back */
-    } else if (w == 0) {
+    } else {
       csock_lookup_release(lk);
-      return 0;
+      return w;
     }
   }
   return 1;
@@ -131,7 +132,7 @@ static void free_list(csock_Lookup *lk) {
 static void on_phase(csock_Hook *h, int phase) {
   csock_Resolver *r = (csock_Resolver *)h; /* the hook is first */
   if (phase == CSOCK_HOOK_ENTER) {
-    watch(r);
+    (void)watch(r); /* failing, a task's lookup is done in place (csock_lookup_start) */
     return;
   }
   pthread_mutex_lock(&r->lock);

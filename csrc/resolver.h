@@ -24,8 +24,8 @@ typedef struct csock_Lookup csock_Lookup;
 struct csock_Lookup {
   csock_Lookup *next;
   csock_Resolver *resolver;
-  void (*done)(csock_Lookup *lk); /* in the loop's thread, when finished */
-  struct csock_Task *waiter;      /* the owner's: the task waiting for it */
+  void (*done)(csock_Lookup *lk); /* in the loop's thread, when finished; or NULL */
+  struct csock_Task *waiter;      /* for the owner's use (never touched here) */
   int finished;                   /* handed back by its thread */
   int abandoned;                  /* its owner stopped waiting */
   int port, family, socktype;
@@ -51,9 +51,10 @@ void csock_resolver_init(csock_Resolver *r, csock_Engine *e);
  * then the caller resolves in place. */
 csock_Lookup *csock_lookup_start(csock_Resolver *r, const char *host, int port, int family,
                                  int socktype, void (*done)(csock_Lookup *));
-/* Outside the loop: waits until lk is finished (1) or the deadline
- * passes (0: lk is abandoned, do not touch it). Other lookups finishing
- * meanwhile get their done calls. */
+/* Outside the loop: waits until lk is finished (1), or the deadline
+ * passes (0) or the wait fails (-errno): then lk is abandoned, do not
+ * touch it. Other lookups finishing meanwhile get their done calls; lk's
+ * own done should be NULL. */
 int csock_lookup_wait(csock_Lookup *lk, int64_t deadline);
 /* The owner is done with lk: freed, or abandoned if not finished yet. */
 void csock_lookup_release(csock_Lookup *lk);

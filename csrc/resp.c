@@ -183,7 +183,7 @@ static int l_readresp(lua_State *L) {
   csock_Socket *s = csock_checksocket(L, 1);
   lua_settop(L, 1);
   luaL_checkstack(L, RESP_LEVEL * RESP_MAX_DEPTH + 8, "readresp");
-  csock_begin(s, CSOCK_DIR_READ);
+  csock_begin(L, s, CSOCK_DIR_READ);
   return resp_k(L, LUA_OK, 0);
 }
 

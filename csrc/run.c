@@ -57,21 +57,47 @@ static void run_leave(csock_Sched *sched) {
   csock_sched_leave(sched);
 }
 
-int csock_run_step(lua_State *L, csock_Sched *sched, int64_t timeout_ns) {
+/* The turns themselves, protected (see drive): 1 the engine, 2 the task
+ * to run until (or nil), 3 the timeout of a single step, 4 whether to take
+ * one step only. Returns the last step's result. */
+static int turns(lua_State *L) {
+  csock_Engine *e = (csock_Engine *)lua_touserdata(L, 1);
+  csock_Task *until = (csock_Task *)lua_touserdata(L, 2);
+  int r = 0;
+  if (lua_toboolean(L, 4))
+    r = csock_engine_step(e, (int64_t)lua_tointeger(L, 3));
+  else
+    while (!e->stop && e->alive > 0 && (until == NULL || until->state != CSOCK_TASK_DONE))
+      if ((r = csock_engine_step(e, CSOCK_FOREVER)) < 0) break;
+  lua_pushinteger(L, r);
+  return 1;
+}
+
+/* Runs the turns between enter and leave; an error out of them (memory
+ * running out where a task is started or finished) leaves the loop first,
+ * so it is usable again, and is then raised. */
+static int drive(lua_State *L, csock_Sched *sched, csock_Task *until, int64_t timeout_ns, int once) {
   run_enter(L, sched);
-  int r = csock_engine_step(csock_sched_engine(sched), timeout_ns);
+  lua_pushcfunction(L, turns);
+  lua_pushlightuserdata(L, csock_sched_engine(sched));
+  lua_pushlightuserdata(L, until);
+  lua_pushinteger(L, (lua_Integer)timeout_ns);
+  lua_pushboolean(L, once);
+  int status = lua_pcall(L, 4, 1, 0);
   run_leave(sched);
+  if (status != LUA_OK) lua_error(L);
+  int r = (int)lua_tointeger(L, -1);
+  lua_pop(L, 1);
   return r;
+}
+
+int csock_run_step(lua_State *L, csock_Sched *sched, int64_t timeout_ns) {
+  return drive(L, sched, NULL, timeout_ns, 1);
 }
 
 void csock_run_until(lua_State *L, csock_Task *until) {
   csock_Sched *sched = checkidle(L, until ? "task:join" : "csock.run");
-  csock_Engine *e = csock_sched_engine(sched);
-  run_enter(L, sched);
-  int r = 0;
-  while (!e->stop && e->alive > 0 && (until == NULL || until->state != CSOCK_TASK_DONE))
-    if ((r = csock_engine_step(e, CSOCK_FOREVER)) < 0) break;
-  run_leave(sched);
+  int r = drive(L, sched, until, CSOCK_FOREVER, 0);
   if (csock_sched_mainerror(L, sched)) lua_error(L);
   if (r < 0) luaL_error(L, "csock loop: %s", strerror(-r));
 }
@@ -149,7 +175,7 @@ static int t_join(lua_State *L) {
   csock_Task *me = csock_task_current(t->sched, L);
   if (me == t) return luaL_error(L, "a task cannot join itself");
   if (me != NULL) {
-    csock_task_waitin(me, &t->joiners);
+    csock_task_waitin(me, &t->u.joiners);
     return csock_task_suspend(L, me, CSOCK_FOREVER, 0, join_k);
   }
   t->awaited = 1;

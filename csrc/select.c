@@ -100,6 +100,7 @@ static int select_k(lua_State *L, int status, lua_KContext ctx) {
 /* In a task: one epoll set holding every member, watched by the loop as a
  * single fd for the length of the wait. */
 static int select_in_task(lua_State *L, csock_Task *t, Query *q, int64_t deadline) {
+  void *watch = csock_fdwatch(L); /* 4 */
   int ep = epoll_create1(EPOLL_CLOEXEC);
   if (ep < 0) return csock_oserror(L, errno);
   for (lua_Integer i = 0; i < q->nr + q->nw; i++) {
@@ -115,7 +116,7 @@ static int select_in_task(lua_State *L, csock_Task *t, Query *q, int64_t deadlin
       }
     }
   }
-  return csock_waitfd(L, t, ep, CSOCK_WANT_READ, 1, deadline, 0, select_k);
+  return csock_waitfd(L, t, watch, ep, CSOCK_WANT_READ, 1, deadline, 0, select_k);
 }
 #endif
 

@@ -129,6 +129,7 @@ static int accept_k(lua_State *L, int status, lua_KContext ctx) {
     socklen_t len = sizeof ss;
     int fd = csock_sys_accept(s->io.fd, (struct sockaddr *)&ss, &len);
     if (fd >= 0) {
+      csock_progress(s);
       /* The socket has no __gc: until the running task owns it, an error
        * (out of memory) leaves the fd to the server (see release). */
       srv->pending_fd = fd;
@@ -152,7 +153,7 @@ static int accept_k(lua_State *L, int status, lua_KContext ctx) {
     }
     if (fd == -ECONNABORTED || fd == -EINTR) continue; /* died in the backlog: not ours */
     if (csock_sys_again(fd)) {
-      csock_begin(s, CSOCK_DIR_READ);
+      csock_begin(L, s, CSOCK_DIR_READ);
       if (csock_wait(L, s, CSOCK_DIR_READ, 1, accept_k) == 0) continue;
       lua_settop(L, 3); /* closed (ends above) or a timeout set on the listener */
       if (!csock_isopen(s)) continue;

@@ -20,6 +20,8 @@ static const char signals_key = 'S'; /* registry: the Signals userdata, its user
 typedef struct Signals {
   csock_Hook hook;     /* enter and leave: hold and release; teardown */
   csock_Io io;         /* the signalfd, -1 until a signal is handled */
+  csock_Work handle;   /* reads the signalfd and starts the handlers, from the ready queue */
+  int queued;          /* handle is in the ready queue */
   csock_Sched *sched;
   sigset_t handled;    /* the signals scripts handle */
   sigset_t saved_mask; /* the thread's mask before the loop started */
@@ -53,28 +55,44 @@ static void release(Signals *sg) {
   sg->holding = 0;
 }
 
-/* The signalfd is readable: each signal's handler runs as a task. */
+/* Each signal the signalfd has for us starts its handler as a task. */
+/* Each signal the signalfd has starts its handler as a task, to run before
+ * anything else woken in the same turn, in the order the signals came: a
+ * SIGTERM that arrives with new connections closes the listeners before
+ * the accept loop takes them. (The kernel holds each standard signal
+ * once, so a read has at most one of each.) */
+static void handle(csock_Work *w) {
+  Signals *sg = (Signals *)((char *)w - offsetof(Signals, handle));
+  lua_State *L = csock_sched_state(sg->sched);
+  struct signalfd_siginfo info[NSIGNALS];
+  int got[NSIGNALS];
+  int n = 0;
+  ssize_t r;
+  sg->queued = 0;
+  while (n < NSIGNALS && (r = read(sg->io.fd, info, sizeof info)) > 0)
+    for (size_t k = 0; k < (size_t)r / sizeof info[0] && n < NSIGNALS; k++)
+      for (int i = 0; i < NSIGNALS; i++)
+        if ((int)info[k].ssi_signo == signal_names[i].signo) got[n++] = i;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &signals_key);
+  lua_getiuservalue(L, -1, 1); /* the handlers */
+  while (n-- > 0) { /* last first: each goes to the front of the queue */
+    if (lua_getfield(L, -1, signal_names[got[n]].name) == LUA_TFUNCTION) {
+      lua_pushstring(L, signal_names[got[n]].name);
+      csock_task_spawnnext(L, sg->sched, 1);
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 2);
+}
+
+/* The signalfd is readable: its signals are handled first thing from the
+ * ready queue (starting a task allocates, which may run Lua code). */
 static void ready(csock_Io *io, int events) {
   (void)events;
   Signals *sg = (Signals *)((char *)io - offsetof(Signals, io));
-  lua_State *L = csock_sched_state(sg->sched);
-  struct signalfd_siginfo info[8];
-  ssize_t n;
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &signals_key);
-  lua_getiuservalue(L, -1, 1); /* the handlers */
-  while ((n = read(sg->io.fd, info, sizeof info)) > 0) {
-    for (size_t k = 0; k < (size_t)n / sizeof info[0]; k++) {
-      for (int i = 0; i < NSIGNALS; i++) {
-        if ((int)info[k].ssi_signo != signal_names[i].signo) continue;
-        if (lua_getfield(L, -1, signal_names[i].name) == LUA_TFUNCTION) {
-          lua_pushstring(L, signal_names[i].name);
-          csock_task_spawn(L, sg->sched, 1);
-        }
-        lua_pop(L, 1);
-      }
-    }
-  }
-  lua_pop(L, 2);
+  if (sg->queued) return;
+  sg->queued = 1;
+  csock_engine_queuefront(csock_sched_engine(sg->sched), &sg->handle);
 }
 
 static void on_phase(csock_Hook *h, int phase) {
@@ -101,6 +119,7 @@ static Signals *getsignals(lua_State *L) {
   memset(sg, 0, sizeof *sg);
   sg->io.fd = -1;
   sg->io.ready = ready;
+  sg->handle.run = handle;
   sg->sched = csock_getsched(L);
   sigemptyset(&sg->handled);
   lua_newtable(L);

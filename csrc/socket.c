@@ -268,7 +268,7 @@ static int bind_resolved_k(lua_State *L, int status, lua_KContext ctx) {
 
 static int l_bind(lua_State *L) {
   csock_Socket *s = csock_checksocket(L, 1);
-  csock_begin(s, CSOCK_DIR_WRITE); /* the deadline of a name lookup */
+  csock_begin(L, s, CSOCK_DIR_WRITE); /* the deadline of a name lookup */
   csock_Addr a;
   int n = csock_getaddr(L, s, 2, &a, bind_resolved_k);
   if (n) return n;

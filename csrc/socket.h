@@ -32,7 +32,7 @@ typedef struct csock_Socket {
   const csock_Transport *tp; /* every stream read and write goes through it */
   csock_Net *net;
   int64_t timeout;       /* nanoseconds; CSOCK_FOREVER for none */
-  int64_t deadline[2];   /* of the operation under way, per direction (wait.c) */
+  int64_t deadline;      /* of the blocking call under way (wait.c; a task keeps its own) */
   csock_Buffer in;       /* received, not yet taken */
   csock_Buffer out;      /* coalesced output, sent before the engine polls (output.c) */
   struct csock_Task *waiters[2]; /* by the readiness they need: [0] read, [1] write */
@@ -49,8 +49,8 @@ typedef struct csock_Socket {
   unsigned lingers : 1;  /* SO_LINGER set with a time: close(2) would block */
   unsigned flushing : 1; /* output left over: wants writability without a waiter */
   unsigned shut_after_flush : 2; /* shutdown(how)+1 once the output is sent; 0 for none */
-  unsigned looked : 2;   /* per direction: the operation's one look past its deadline is used (wait.c) */
-  unsigned stalls : 6;   /* 3 bits per direction: waits in a row that moved nothing (wait.c) */
+  unsigned looked : 1;   /* the blocking call's one look past its deadline is used (wait.c) */
+  unsigned stalls : 6;   /* 3 bits per readiness: reports since something last moved (wait.c) */
   unsigned cross : 2;    /* per direction: the transport needs the other readiness to go on */
 } csock_Socket;
 

@@ -5,10 +5,18 @@
  * and another transport (TLS) is one more table of the same functions.
  *
  * Each function returns what the system call would: a count, or -errno;
- * -EAGAIN means "wait, then call again". A transport that must wait for
- * the readiness of the other direction to go on (a TLS read that has to
- * write first) says so in the socket's `cross` bits, which csock_wait
- * honours. Lua-free.
+ * -EAGAIN means "wait, then call again". What a transport shares with
+ * its callers, in the socket:
+ * - `cross`: a transport that must wait for the readiness of the other
+ *   direction to go on (a TLS read that has to write first) sets its bit
+ *   for the operation's direction; csock_wait waits for that readiness.
+ * - `drained`: set when the transport knows its next recv would say
+ *   EAGAIN until the socket is reported readable again (the engine's
+ *   report, or a finished wait, clears it); readers may skip the recv
+ *   while it is set. A transport that holds bytes below csock's buffer
+ *   (`pending`) must keep it clear while it does; csock_wait never waits
+ *   for readability while `pending` says there are bytes.
+ * Lua-free.
  */
 #ifndef CSOCK_STREAM_H
 #define CSOCK_STREAM_H

@@ -14,9 +14,8 @@ typedef struct csock_SpareThread {
 } csock_SpareThread;
 
 struct csock_Sched {
-  csock_Engine *engine;
+  csock_SchedHead head;  /* first: the running task, the engine */
   lua_State *L;          /* resumes tasks during a run or a step */
-  csock_Task *current;   /* the task running now, if any */
   int main_error;        /* registry ref of csock.run's task's error, or LUA_NOREF */
   int onerror;           /* registry ref of csock.onerror's handler, or LUA_NOREF */
   int task_mt;           /* registry ref of the task metatable */
@@ -35,21 +34,14 @@ csock_Sched *csock_getsched(lua_State *L) {
   return (csock_Sched *)csock_statedata(L, &sched_key);
 }
 
-csock_Engine *csock_sched_engine(csock_Sched *sched) { return sched->engine; }
-
-csock_Task *csock_task_current(csock_Sched *sched, lua_State *L) {
-  csock_Task *t = sched->current;
-  if (t == NULL || t->co != L || !lua_isyieldable(L)) return NULL;
-  return t;
-}
 
 /* Waking ------------------------------------------------------------------- */
 
 static void schedule(csock_Task *t, int how) {
-  csock_engine_canceltimer(t->sched->engine, &t->timer);
+  csock_engine_canceltimer(t->sched->head.engine, &t->timer);
   t->wake = how;
   t->state = CSOCK_TASK_READY;
-  csock_engine_queue(t->sched->engine, &t->work);
+  csock_engine_queue(t->sched->head.engine, &t->work);
 }
 
 void csock_task_waitin(csock_Task *t, csock_Task **list) {
@@ -96,7 +88,7 @@ static void timed_out(csock_Timer *timer) {
 
 int csock_task_suspend(lua_State *L, csock_Task *t, int64_t deadline, lua_KContext ctx,
                        lua_KFunction k) {
-  if (deadline >= 0 && csock_engine_settimer(t->sched->engine, &t->timer, deadline) < 0) {
+  if (deadline >= 0 && csock_engine_settimer(t->sched->head.engine, &t->timer, deadline) < 0) {
     csock_task_cancelwait(t);
     return luaL_error(L, "not enough memory");
   }
@@ -162,10 +154,12 @@ void csock_task_init(csock_Task *t, csock_Sched *sched, void (*ended)(lua_State 
   csock_timer_init(&t->timer, timed_out);
   t->sched = sched;
   t->ref = LUA_NOREF;
-  t->ended = ended;
+  t->embedded = ended != NULL;
+  if (ended) t->u.ended = ended;
 }
 
-void csock_task_start(lua_State *L, csock_Task *t, int nargs) {
+/* Starts t (see csock_task_start): queued last, or next. */
+static void start(lua_State *L, csock_Task *t, int nargs, int next) {
   csock_Sched *sched = t->sched;
   int base = lua_gettop(L) - nargs - 1; /* the task's object, then fn, args... */
   lua_State *co = takethread(L, sched, &t->slot);
@@ -174,15 +168,22 @@ void csock_task_start(lua_State *L, csock_Task *t, int nargs) {
     luaL_error(L, "too many arguments for a task");
   }
   lua_pushvalue(L, base);
-  if (t->ended)          /* below the function on the coroutine's own stack, */
+  if (t->embedded)       /* below the function on the coroutine's own stack, */
     lua_xmove(L, co, 1); /* which the threads table keeps while the task runs */
   else
     t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_xmove(L, co, nargs + 1);
   t->co = co;
   t->nargs = nargs;
-  csock_engine_ref(sched->engine, 1);
-  schedule(t, CSOCK_WOKE_READY);
+  csock_engine_ref(sched->head.engine, 1);
+  t->wake = CSOCK_WOKE_READY;
+  t->state = CSOCK_TASK_READY;
+  if (next) csock_engine_queuefront(sched->head.engine, &t->work);
+  else csock_engine_queue(sched->head.engine, &t->work);
+}
+
+void csock_task_start(lua_State *L, csock_Task *t, int nargs) {
+  start(L, t, nargs, 0);
 }
 
 /* A task object (user value: the outcome, once done), pushed. */
@@ -194,12 +195,20 @@ static csock_Task *pushtask(lua_State *L, csock_Sched *sched) {
   return t;
 }
 
-csock_Task *csock_task_spawn(lua_State *L, csock_Sched *sched, int nargs) {
+static csock_Task *spawn(lua_State *L, csock_Sched *sched, int nargs, int next) {
   int base = lua_gettop(L) - nargs; /* the function */
   csock_Task *t = pushtask(L, sched);
   lua_insert(L, base);              /* task, fn, args... */
-  csock_task_start(L, t, nargs);
+  start(L, t, nargs, next);
   return t;
+}
+
+csock_Task *csock_task_spawn(lua_State *L, csock_Sched *sched, int nargs) {
+  return spawn(L, sched, nargs, 0);
+}
+
+csock_Task *csock_task_spawnnext(lua_State *L, csock_Sched *sched, int nargs) {
+  return spawn(L, sched, nargs, 1);
 }
 
 /* Ending ---------------------------------------------------------------------- */
@@ -246,14 +255,18 @@ static void release(lua_State *L, csock_Task *t) {
 }
 
 /* An embedded task ended: its owner is told; an error goes to onerror with
- * a stand-in task object (a done, failed task holding the error). */
+ * a stand-in task object (a done, failed task holding the error). The
+ * object t lives in is held on L's stack meanwhile: unwinding the
+ * coroutine, and giving it back, let go of the copy at its bottom. */
 static void finish_embedded(lua_State *L, csock_Task *t, int ok) {
   csock_Sched *sched = t->sched;
+  lua_pushvalue(t->co, 1);
+  lua_xmove(t->co, L, 1);
   if (!ok) pusherror(L, t->co);
   t->state = CSOCK_TASK_DONE;
   t->failed = !ok;
-  csock_engine_ref(sched->engine, -1);
-  t->ended(L, t, ok);
+  csock_engine_ref(sched->head.engine, -1);
+  t->u.ended(L, t, ok);
   release(L, t);
   if (!ok) {
     csock_Task *standin = pushtask(L, sched);
@@ -265,11 +278,12 @@ static void finish_embedded(lua_State *L, csock_Task *t, int ok) {
     report(L, sched, lua_gettop(L) - 1);
     lua_pop(L, 2);
   }
+  lua_pop(L, 1); /* the object: t may be collected from here on */
 }
 
 /* The task ended: keep its results (or error) for join, wake joiners. */
 static void finish(lua_State *L, csock_Task *t, int ok, int nres) {
-  if (t->ended) {
+  if (t->embedded) {
     finish_embedded(L, t, ok);
     return;
   }
@@ -295,13 +309,13 @@ static void finish(lua_State *L, csock_Task *t, int ok, int nres) {
   lua_pushvalue(L, -1);
   lua_setiuservalue(L, taskidx, 1);
   t->state = CSOCK_TASK_DONE;
-  csock_engine_ref(sched->engine, -1);
-  int joined = t->awaited || t->joiners != NULL;
-  csock_task_wakeall(&t->joiners, CSOCK_WOKE_READY);
+  csock_engine_ref(sched->head.engine, -1);
+  int joined = t->awaited || t->u.joiners != NULL;
+  csock_task_wakeall(&t->u.joiners, CSOCK_WOKE_READY);
   if (t->failed) { /* the error at -1 */
     if (t->is_main) {
       sched->main_error = luaL_ref(L, LUA_REGISTRYINDEX);
-      csock_engine_stop(sched->engine);
+      csock_engine_stop(sched->head.engine);
     } else if (!joined) {
       report(L, sched, taskidx);
     }
@@ -322,9 +336,9 @@ static void run_task(csock_Work *w) {
   }
   t->nargs = -1;
   t->state = CSOCK_TASK_RUNNING;
-  sched->current = t;
+  sched->head.current = t;
   int st = lua_resume(co, L, nargs, &nres);
-  sched->current = NULL;
+  sched->head.current = NULL;
   if (st == LUA_YIELD) {
     if (nres == 1 && lua_touserdata(co, -1) == &yield_tag) {
       lua_pop(co, 1); /* it is waiting where it said */
@@ -389,7 +403,7 @@ csock_Sched *csock_sched_new(lua_State *L, csock_Engine *engine) {
   if (sched != NULL) return sched;
   sched = (csock_Sched *)lua_newuserdatauv(L, sizeof *sched, 0);
   memset(sched, 0, offsetof(csock_Sched, spare));
-  sched->engine = engine;
+  sched->head.engine = engine;
   sched->main_error = sched->onerror = LUA_NOREF;
   lua_rawsetp(L, LUA_REGISTRYINDEX, &sched_key);
   luaL_newmetatable(L, CSOCK_TASK_MT);

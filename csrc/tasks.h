@@ -38,14 +38,22 @@ struct csock_Task {
   unsigned failed : 1;
   unsigned is_main : 1;    /* csock.run(fn)'s task: its error is run's */
   unsigned awaited : 1;    /* join() outside a task waits for it: its error goes there */
+  unsigned embedded : 1;   /* in another object: `ended` is set, nobody joins it */
+  unsigned looked : 1;     /* its socket operation's one look past the deadline is used (wait.c) */
   csock_Task **wait_list;  /* the list it waits in, if any */
   csock_Task *next_wait;
-  csock_Task *joiners;     /* tasks waiting for this one to end */
-  /* A task embedded in another object (a csock.listen connection's) has
-   * its owner told when it ends, instead of keeping an outcome for join:
-   * ended(L, t, ok) runs with the error (and traceback) at -1 when !ok.
-   * The owner may let go of the object then; t is not touched after. */
-  void (*ended)(lua_State *L, csock_Task *t, int ok);
+  /* The deadline of the socket operation it has under way (wait.c): in the
+   * task, so that tasks sharing a socket keep their own. */
+  int64_t deadline;
+  union {
+    csock_Task *joiners;   /* tasks waiting for this one to end */
+    /* A task embedded in another object (a csock.listen connection's) has
+     * its owner told when it ends, instead of keeping an outcome for join:
+     * ended(L, t, ok) runs with the error (and traceback) at -1 when !ok.
+     * After it returns the scheduler lets go of the object (t may then
+     * be collected), and touches t no more. */
+    void (*ended)(lua_State *L, csock_Task *t, int ok);
+  } u;
 };
 
 /* Per-state data lives in userdata in the registry, each keyed by the
@@ -62,14 +70,27 @@ static inline void *csock_statedata(lua_State *L, const void *key) {
 csock_Sched *csock_sched_new(lua_State *L, csock_Engine *engine);
 /* The scheduler of this Lua state (NULL before csock_sched_new). */
 csock_Sched *csock_getsched(lua_State *L);
-csock_Engine *csock_sched_engine(csock_Sched *sched);
+/* What the scheduler shows of itself (its first member); the rest is tasks.c's. */
+typedef struct csock_SchedHead {
+  csock_Task *current;   /* the task running now, if any */
+  csock_Engine *engine;
+} csock_SchedHead;
+
+static inline csock_Engine *csock_sched_engine(csock_Sched *sched) {
+  return ((csock_SchedHead *)sched)->engine;
+}
 /* The task whose coroutine is L, if L is a task that may yield now: a
  * coroutine a task made itself is not the task (it blocks instead). */
-csock_Task *csock_task_current(csock_Sched *sched, lua_State *L);
+static inline csock_Task *csock_task_current(csock_Sched *sched, lua_State *L) {
+  csock_Task *t = ((csock_SchedHead *)sched)->current;
+  return t != NULL && t->co == L && lua_isyieldable(L) ? t : NULL;
+}
 
 /* Makes a task of the function and its nargs arguments on top of L's
- * stack (replacing them with the task object) and queues it. */
+ * stack (replacing them with the task object) and queues it; ..next
+ * queues it to run before what is queued already (a signal's handler). */
 csock_Task *csock_task_spawn(lua_State *L, csock_Sched *sched, int nargs);
+csock_Task *csock_task_spawnnext(lua_State *L, csock_Sched *sched, int nargs);
 /* For a task inside another object: csock_task_init clears t; then, with
  * that object, the function and its nargs arguments on top of the stack,
  * csock_task_start pops the function and arguments (the object is kept on

@@ -3,6 +3,7 @@
  * function runs as a task of its own each time the timer fires. A timer
  * set keeps the loop alive until it is cancelled or has fired its last.
  */
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -10,31 +11,46 @@
 
 #define CSOCK_TIMER_MT "csock.timer"
 
+/* A timer's function starts from the ready queue, not from the engine's
+ * timer callback: starting a task allocates, and Lua code (a __gc) may
+ * run then. The registry ref keeps the timer while it is set or its
+ * start is queued, and as long, the loop alive. */
 typedef struct Timer {
   csock_Timer timer;
+  csock_Work start;
   csock_Sched *sched;
-  int64_t interval;    /* 0: fires once */
-  int ref;             /* registry ref while set */
+  int64_t interval;        /* 0: fires once */
+  int ref;                 /* registry ref while set or queued */
+  unsigned set : 1;        /* active(): armed, or firing again after this start */
+  unsigned queued : 1;     /* a start is in the ready queue (a firing cancel does not undo) */
 } Timer;
 
-static void unset(lua_State *L, Timer *tm) {
-  csock_engine_canceltimer(csock_sched_engine(tm->sched), &tm->timer);
+static void release(lua_State *L, Timer *tm) {
   luaL_unref(L, LUA_REGISTRYINDEX, tm->ref);
   tm->ref = LUA_NOREF;
   csock_engine_ref(csock_sched_engine(tm->sched), -1);
 }
 
-static void fire(csock_Timer *timer) {
-  Timer *tm = (Timer *)timer; /* the engine's timer is first */
-  csock_Engine *e = csock_sched_engine(tm->sched);
+static void start(csock_Work *w) {
+  Timer *tm = (Timer *)((char *)w - offsetof(Timer, start));
   lua_State *L = csock_sched_state(tm->sched);
+  tm->queued = 0;
   lua_rawgeti(L, LUA_REGISTRYINDEX, tm->ref); /* the timer */
   lua_getiuservalue(L, -1, 1);               /* its function */
   lua_insert(L, -2);
-  if (tm->interval > 0) csock_engine_settimer(e, &tm->timer, csock_sys_now() + tm->interval);
-  if (!csock_timer_active(&tm->timer)) unset(L, tm); /* its last, or memory ran out */
   csock_task_spawn(L, tm->sched, 1); /* fn(timer), as a task of its own */
   lua_pop(L, 1);
+  if (!tm->set) release(L, tm); /* its last firing, or cancelled meanwhile */
+}
+
+static void fire(csock_Timer *timer) {
+  Timer *tm = (Timer *)timer; /* the engine's timer is first */
+  csock_Engine *e = csock_sched_engine(tm->sched);
+  if (tm->interval > 0) csock_engine_settimer(e, &tm->timer, csock_sys_now() + tm->interval);
+  tm->set = csock_timer_active(&tm->timer); /* a repeat set again, unless memory ran out */
+  if (tm->queued) return; /* the last start has not run yet: one is enough */
+  tm->queued = 1;
+  csock_engine_queue(e, &tm->start);
 }
 
 static int l_timer(lua_State *L) {
@@ -51,6 +67,7 @@ static int l_timer(lua_State *L) {
   Timer *tm = (Timer *)lua_newuserdatauv(L, sizeof *tm, 1);
   memset(tm, 0, sizeof *tm);
   csock_timer_init(&tm->timer, fire);
+  tm->start.run = start;
   tm->sched = sched;
   tm->interval = every;
   tm->ref = LUA_NOREF;
@@ -63,20 +80,25 @@ static int l_timer(lua_State *L) {
     return luaL_error(L, "not enough memory");
   lua_pushvalue(L, -1);
   tm->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  tm->set = 1;
   csock_engine_ref(e, 1);
   return 1;
 }
 
 static int tm_cancel(lua_State *L) {
   Timer *tm = (Timer *)luaL_checkudata(L, 1, CSOCK_TIMER_MT);
-  if (tm->ref != LUA_NOREF) unset(L, tm);
+  if (tm->set) {
+    csock_engine_canceltimer(csock_sched_engine(tm->sched), &tm->timer);
+    tm->set = 0;
+    if (!tm->queued) release(L, tm); /* else the queued start lets go */
+  }
   lua_pushboolean(L, 1);
   return 1;
 }
 
 static int tm_active(lua_State *L) {
   Timer *tm = (Timer *)luaL_checkudata(L, 1, CSOCK_TIMER_MT);
-  lua_pushboolean(L, tm->ref != LUA_NOREF);
+  lua_pushboolean(L, tm->set);
   return 1;
 }
 

@@ -37,17 +37,12 @@ static int unix_retry_k(lua_State *L, int status, lua_KContext pause_ms) {
       return connect_k(L, LUA_OK, 0);
     }
     if (r != -EAGAIN) return csock_result(L, r);
-    int64_t now = csock_sys_now(), deadline = csock_deadline(s, CSOCK_DIR_WRITE);
+    int64_t now = csock_sys_now(), deadline = csock_deadline(L, s);
     if (deadline >= 0 && now >= deadline) return csock_timeout(L);
     int64_t wake = now + (int64_t)pause_ms * 1000000;
     if (deadline >= 0 && wake > deadline) wake = deadline;
     pause_ms = pause_ms * 2 > 50 ? 50 : pause_ms * 2;
-    csock_Task *t = csock_task_current(s->net->sched, L);
-    if (t != NULL) {
-      csock_task_waitin(t, NULL);
-      return csock_task_suspend(L, t, wake, pause_ms, unix_retry_k);
-    }
-    csock_sys_sleep_until(wake);
+    if ((r = csock_pause(L, s, wake, pause_ms, unix_retry_k))) return r;
   }
 }
 
@@ -76,7 +71,7 @@ static int connect_resolved_k(lua_State *L, int status, lua_KContext ctx) {
 
 static int l_connect(lua_State *L) {
   csock_Socket *s = csock_checksocket(L, 1);
-  csock_begin(s, CSOCK_DIR_WRITE);
+  csock_begin(L, s, CSOCK_DIR_WRITE);
   csock_Addr a;
   int n = csock_getaddr(L, s, 2, &a, connect_resolved_k);
   if (n) return n;
@@ -97,6 +92,7 @@ static int accept_k(lua_State *L, int status, lua_KContext ctx) {
       csock_Socket *c = csock_keptsocket(L, 2);
       c->io.fd = fd;
       c->lingers = s->lingers; /* SO_LINGER is inherited */
+      csock_progress(s);
       return 1 + csock_pushaddr(L, (struct sockaddr *)&ss, len);
     }
     /* A connection that died in the backlog is not the listener's failure. */
@@ -110,7 +106,7 @@ static int l_accept(lua_State *L) {
   csock_Socket *s = csock_checksocket(L, 1);
   lua_settop(L, 1);
   csock_newsocket(L, s->net, s->family, s->type, 0);
-  csock_begin(s, CSOCK_DIR_READ);
+  csock_begin(L, s, CSOCK_DIR_READ);
   return accept_k(L, LUA_OK, 0);
 }
 
@@ -140,6 +136,7 @@ static int send_k(lua_State *L, int status, lua_KContext ctx) {
     ssize_t n = csock_buf_len(&s->out) > 0 ? csock_output_flushnow(s) : 0;
     if (n == 0) n = s->tp->send(s, data + from, count);
     if (n >= 0) {
+      csock_progress(s);
       lua_pushinteger(L, n);
       return 1;
     }
@@ -152,7 +149,7 @@ static int l_send(lua_State *L) {
   csock_Socket *s = csock_checksocket(L, 1);
   luaL_checkstring(L, 2);
   lua_settop(L, 4);
-  csock_begin(s, CSOCK_DIR_WRITE);
+  csock_begin(L, s, CSOCK_DIR_WRITE);
   return send_k(L, LUA_OK, 0);
 }
 
@@ -168,6 +165,7 @@ static int recv_k(lua_State *L, int status, lua_KContext ctx) {
     if (p == NULL) return csock_oserror(L, ENOMEM);
     ssize_t n = s->tp->recv(s, p, want);
     if (n > 0 || (n == 0 && (s->type == SOCK_DGRAM || want == 0))) {
+      csock_progress(s);
       lua_pushlstring(L, p, (size_t)n);
       free(owned);
       return 1;
@@ -196,7 +194,7 @@ static int l_recv(lua_State *L) {
   }
   lua_settop(L, 1);
   lua_pushinteger(L, (lua_Integer)want);
-  csock_begin(s, CSOCK_DIR_READ);
+  csock_begin(L, s, CSOCK_DIR_READ);
   return recv_k(L, LUA_OK, 0);
 }
 
@@ -231,6 +229,7 @@ static int sendto_k(lua_State *L, int status, lua_KContext ctx) {
   for (;;) {
     ssize_t n = s->tp->sendto(s, data, len, sa, (socklen_t)salen);
     if (n >= 0) {
+      csock_progress(s);
       lua_pushinteger(L, n);
       return 1;
     }
@@ -257,7 +256,7 @@ static int sendto_resolved_k(lua_State *L, int status, lua_KContext ctx) {
 static int l_sendto(lua_State *L) {
   csock_Socket *s = csock_checksocket(L, 1);
   luaL_checkstring(L, 2);
-  csock_begin(s, CSOCK_DIR_WRITE); /* one deadline for the lookup and the send */
+  csock_begin(L, s, CSOCK_DIR_WRITE); /* one deadline for the lookup and the send */
   csock_Addr a;
   int n = csock_getaddr(L, s, 3, &a, sendto_resolved_k);
   if (n) return n;
@@ -277,7 +276,10 @@ static int recvfrom_k(lua_State *L, int status, lua_KContext ctx) {
     char *owned, *p = csock_recvspace(s, want, &owned);
     if (p == NULL) return csock_oserror(L, ENOMEM);
     ssize_t n = s->tp->recvfrom(s, p, want, (struct sockaddr *)&ss, &sslen);
-    if (n >= 0) lua_pushlstring(L, p, (size_t)n);
+    if (n >= 0) {
+      csock_progress(s);
+      lua_pushlstring(L, p, (size_t)n);
+    }
     free(owned);
     if (n == 0 && s->type == SOCK_STREAM && want > 0) return csock_closed(L);
     if (n >= 0) {
@@ -294,7 +296,7 @@ static int l_recvfrom(lua_State *L) {
   size_t want = csock_optcount(L, 2, RECV_DEFAULT);
   lua_settop(L, 1);
   lua_pushinteger(L, (lua_Integer)want);
-  csock_begin(s, CSOCK_DIR_READ);
+  csock_begin(L, s, CSOCK_DIR_READ);
   return recvfrom_k(L, LUA_OK, 0);
 }
 

@@ -53,6 +53,47 @@ describe("a datagram socket after shutdown (readable for poll(2), EAGAIN for rec
   end)
 end)
 
+describe("tasks sharing a socket keep their own deadlines", function()
+  it("4 tasks accepting on one listener with timeout 0.5 s while a client connects every 0.2 s: no accept outlives its timeout", function()
+    local l = H.listener({ timeout = 0.5 })
+    local port = select(2, l:getsockname())
+    local longest, accepted, timeouts = 0, 0, 0
+    local T0 = H.now()
+    local function acceptor()
+      for _ = 1, 20 do
+        local t0 = H.now()
+        local c, err = l:accept()
+        longest = math.max(longest, H.now() - t0)
+        if c then
+          accepted = accepted + 1
+          c:close()
+        else
+          if err ~= "timeout" then return err end
+          timeouts = timeouts + 1
+          if H.now() > 2.5 + T0 then return end
+        end
+      end
+    end
+    csock.run(function()
+      local tasks = {}
+      for i = 1, 4 do tasks[i] = csock.spawn(acceptor) end
+      for _ = 1, 8 do
+        csock.sleep(0.2)
+        local c = csock.connect("127.0.0.1", port, { timeout = 1 })
+        if c then c:close() end
+      end
+      for _, t in ipairs(tasks) do
+        local r = table.pack(t:join())
+        if r.n > 0 then error("an acceptor returned " .. tostring(r[1]) .. " " .. tostring(r[2])) end
+      end
+    end)
+    l:close()
+    assert.are.equal(8, accepted)
+    assert.is_true(timeouts >= 4, "timeouts " .. timeouts)
+    assert.is_true(longest < 0.5 + SLACK, "an accept took " .. longest .. " s")
+  end)
+end)
+
 -- A random program, run in a child process so that a crash or a call that
 -- never returns shows as its exit status: sockets of every family and type
 -- (connected pairs, listeners, fresh ones), each with a short timeout, and
